@@ -1,0 +1,132 @@
+"""Does a text show or describe a child? Lexicon matching over lemmatised tokens."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from withsense.compliance.lexicon import (
+    AGE_LIMIT_YEARS,
+    AGE_UNITS,
+    EN_FORMS,
+    EN_NOT_TERMS,
+    EN_NUMBER_WORDS,
+    EN_TERMS,
+    NEUTRAL_PHRASES,
+    PHRASES,
+    RU_AGE_PREFIXES,
+    RU_NOT_AGE_AFTER,
+    RU_TERMS,
+    en_surface_forms,
+)
+from withsense.compliance.text import is_cyrillic, lemmas, tokenise
+
+_EN_FORM_TO_TERM: dict[str, str] = {
+    form: term for term in sorted(EN_TERMS, reverse=True) for form in en_surface_forms(term)
+}
+_EN_FORM_TO_TERM.update(
+    {"grandchildren": "grandchild", "godchildren": "godchild", "babysat": "babysit"}
+)
+_RU_AGE_SUFFIXES = ("летний", "месячный")
+# "5yo", "3yrs", "6mos" written as one token.
+_GLUED_AGE = re.compile(r"^(\d{1,3})(yo|y|yr|yrs|mo|mos|wk|wks)$")
+_ENGLISH_AGE_UNITS = {unit for unit in AGE_UNITS if unit.isascii()}
+
+
+def _number(token: str) -> int | None:
+    if token.isdigit() and len(token) <= 3:
+        return int(token)
+    return EN_NUMBER_WORDS.get(token)
+
+
+def _is_child_age(count: int, unit: str) -> bool:
+    return count / AGE_UNITS[unit] < AGE_LIMIT_YEARS
+
+
+def _token_term(token: str, candidates: frozenset[str]) -> str | None:
+    """The lexicon term of one token, preferring a lemma to the surface form."""
+    if is_cyrillic(token):
+        hits = candidates & RU_TERMS
+        for lemma in candidates:
+            for prefix, _ in RU_AGE_PREFIXES.items():
+                if lemma.startswith(prefix) and lemma[len(prefix) :] in _RU_AGE_SUFFIXES:
+                    hits = hits | {lemma}
+    else:
+        if token in EN_NOT_TERMS:
+            return None
+        hits = candidates & EN_TERMS
+        if not hits and token in EN_FORMS:
+            hits = {_EN_FORM_TO_TERM[token]}
+    if not hits:
+        return None
+    lemma_hits = sorted(hits - {token})
+    return lemma_hits[0] if lemma_hits else token
+
+
+def _age_term(tokens: list[str], i: int) -> str | None:
+    """An age under 16 starting at token ``i``: "5 year old", "six months old", "aged 12",
+    "5yo", "10 лет" (but not "5 лет назад")."""
+    token = tokens[i]
+    nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+    after = tokens[i + 2] if i + 2 < len(tokens) else ""
+    glued = _GLUED_AGE.match(token)
+    if glued:
+        unit = {"yo": "year", "y": "year"}.get(glued.group(2), glued.group(2))
+        return token if _is_child_age(int(glued.group(1)), unit) else None
+    if token in ("aged", "age"):
+        count = _number(nxt)
+        if count is not None and count < AGE_LIMIT_YEARS and nxt not in ("a", "an"):
+            return f"{token} {nxt}"
+        return None
+    count = _number(token)
+    if count is None or nxt not in AGE_UNITS:
+        return None
+    if nxt in _ENGLISH_AGE_UNITS:
+        if after != "old":
+            return None
+        return f"{token} {nxt} old" if _is_child_age(count, nxt) else None
+    if not token.isdigit() or after in RU_NOT_AGE_AFTER:
+        return None
+    return f"{token} {nxt}" if _is_child_age(count, nxt) else None
+
+
+def _phrase_at(lems: list[frozenset[str]], i: int, slots: tuple[frozenset[str], ...]) -> bool:
+    if i + len(slots) > len(lems):
+        return False
+    return all(slot & lems[i + j] for j, slot in enumerate(slots))
+
+
+@lru_cache(maxsize=8192)
+def child_mentions(text: str) -> tuple[str, ...]:
+    """Every child term in ``text`` (lexicon lemmas, phrases, ages), in order, without repeats."""
+    tokens = tokenise(text)
+    lems = [lemmas(token) for token in tokens]
+    neutral: set[int] = set()
+    for i in range(len(tokens)):
+        for phrase in NEUTRAL_PHRASES:
+            slots = tuple(frozenset({word}) for word in phrase)
+            if _phrase_at(lems, i, slots):
+                neutral.update(range(i, i + len(phrase)))
+    found: list[str] = []
+    for i, token in enumerate(tokens):
+        for name, slots in PHRASES.items():
+            if _phrase_at(lems, i, slots) and not neutral & set(range(i, i + len(slots))):
+                found.append(name)
+        if i in neutral:
+            continue
+        term = _token_term(token, lems[i]) or _age_term(tokens, i)
+        if term is not None:
+            found.append(term)
+    return tuple(dict.fromkeys(found))
+
+
+def mentions_child(text: str) -> str | None:
+    """The first child term ``text`` mentions (its lemma, e.g. "child" for "children's",
+    "ребенок" for "детьми"), or None.
+
+    The text is normalised (NFKC, lowercase, ``ё`` -> ``е``, punctuation stripped), tokenised
+    and lemmatised (English: simplemma; Russian: pymorphy3, simplemma as fallback), and matched
+    against the curated lexicon in ``withsense.compliance.lexicon`` on whole tokens only.
+    """
+    found = child_mentions(text)
+    return found[0] if found else None

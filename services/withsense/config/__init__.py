@@ -1,0 +1,8 @@
+"""Configuration, one module per domain. Every field reads from the environment with the
+`WITHSENSE_` prefix (e.g. `WITHSENSE_DATA_DIR`); CLI flags override them where it makes sense."""
+
+from withsense.config.gateway import GatewaySettings
+from withsense.config.model import ModelSettings
+from withsense.config.worker import WorkerSettings
+
+__all__ = ["GatewaySettings", "ModelSettings", "WorkerSettings"]

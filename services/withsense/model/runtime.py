@@ -1,0 +1,142 @@
+"""The model as the worker serves it: towers + heads, loaded once, ready before serving."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from withsense.kernels import cosine_sigmoid, score_backend
+from withsense.model.artifact import (
+    DEFAULT_ARTIFACT_DIR,
+    Artifact,
+    load_artifact,
+)
+from withsense.model.concepts import concept_embeddings
+from withsense.model.fused import FusedModel, HeadConfig
+from withsense.model.towers import ImageTower, TextTower
+
+log = logging.getLogger(__name__)
+
+
+def model_config(name: str = "lite0") -> dict[str, Any]:
+    """A model's JSON config from withsense/model/configs (e.g. 'lite0', 'lite2')."""
+    text = resources.files("withsense.model").joinpath("configs", f"{name}.json").read_text()
+    return json.loads(text)
+
+
+def head_config(config: dict[str, Any]) -> HeadConfig:
+    return HeadConfig(
+        pooled_dim=config["image_tower"]["pooled_dim"],
+        num_classes=config["image_tower"]["num_classes"],
+        text_dim=config["text_tower"]["dim"],
+        dim=config["dim"],
+        concept_top_k=config["concept_top_k"],
+        init_scale=config["init_scale"],
+        init_bias=config["init_bias"],
+    )
+
+
+def zero_shot_artifact(
+    config_name: str = "lite0", *, image_tower: ImageTower | None = None,
+    text_tower: TextTower | None = None,
+) -> Artifact:
+    """The untrained model, which equals the zero-shot ConSE model exactly."""
+    config = model_config(config_name)
+    image_tower = image_tower or ImageTower(config["image_tower"]["timm_name"], config["image_tower"]["package"])
+    text_tower = text_tower or TextTower()
+    concepts = concept_embeddings(text_tower, config["concept_prompts"])
+    model = FusedModel(head_config(config), concepts).eval()
+    artifact_config = {
+        "name": config["name"],
+        "version": f"{config['name']}-zeroshot",
+        "zero_shot": True,
+        "head": vars(model.config),
+        "image_tower": image_tower.describe(),
+        "text_tower": text_tower.describe(),
+        "concept_prompts": config["concept_prompts"],
+    }
+    return Artifact(model=model, config=artifact_config, card={"kind": "zero-shot"}, path=None)
+
+
+def resolve_artifact_dir(model_dir: Path | None) -> Path | None:
+    """The configured folder, else the shipped default if present, else None (zero-shot)."""
+    if model_dir is not None:
+        return Path(model_dir)
+    if (DEFAULT_ARTIFACT_DIR / "config.json").is_file():
+        return DEFAULT_ARTIFACT_DIR
+    return None
+
+
+class ModelRuntime:
+    """Loads the artifact and its towers; embeds texts and photos; scores pairs."""
+
+    def __init__(self, model_dir: Path | None = None, *, device: str | None = None) -> None:
+        started = time.perf_counter()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        artifact_dir = resolve_artifact_dir(model_dir)
+        self.text_tower = TextTower()
+        if artifact_dir is None:
+            log.warning("no trained model artifact shipped or configured: serving the zero-shot model")
+            self.image_tower = ImageTower(*_tower_names(model_config()))
+            self.artifact = zero_shot_artifact(image_tower=self.image_tower, text_tower=self.text_tower)
+        else:
+            self.artifact = load_artifact(artifact_dir)
+            self.image_tower = ImageTower(*_tower_names(self.artifact.config))
+        self.model = self.artifact.model.to(self.device).eval()
+        self.load_seconds = time.perf_counter() - started
+        log.info("model %s loaded in %.1f s", self.version, self.load_seconds)
+
+    @property
+    def version(self) -> str:
+        return self.artifact.version
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.dim
+
+    @property
+    def backend(self) -> str:
+        return score_backend(self.device)
+
+    @torch.inference_mode()
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        features = self.text_tower.encode(texts).to(self.device)
+        return self.model.embed_text(features).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features = self.image_tower.features(images)
+        vectors = self.model.embed_image(features.pooled.to(self.device), features.logits.to(self.device))
+        return vectors.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def score(self, queries: np.ndarray, candidates: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """probs[N] = sigmoid(t * cos + b), candidates in segments of offsets, one query each."""
+        probs = cosine_sigmoid(
+            torch.from_numpy(queries).to(self.device),
+            torch.from_numpy(candidates).to(self.device),
+            torch.from_numpy(offsets.astype(np.int64)).to(self.device),
+            float(self.model.scale), float(self.model.bias),
+        )
+        return probs.cpu().numpy()
+
+
+def _tower_names(config: dict[str, Any]) -> tuple[str, str]:
+    return config["image_tower"]["timm_name"], config["image_tower"]["package"]
+
+
+def preload() -> None:
+    """Loads everything once (used by container builds to check the models are in the image)."""
+    runtime = ModelRuntime()
+    runtime.embed_texts(["warm-up"])
+    runtime.embed_images([Image.new("RGB", (64, 64))])

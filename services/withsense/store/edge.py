@@ -1,0 +1,355 @@
+"""Qdrant Edge backend: the real Qdrant engine in process, persisted under a folder.
+
+Quirks of `qdrant-edge-py` 0.9 this module works around (see also tests/store):
+
+* `MatchValue(value=True)` stores the *integer* 1 (the binding tries int before bool and a
+  Python bool is an int), so a bool condition never matches: a `must_not minor == True` filter
+  would silently let every minor image through. `MatchValue(value=numpy.True_)` keeps a real
+  bool; `_BOOL_TRUE` is built that way and checked at import time.
+* `EdgeShard.retrieve(ids, with_payload, with_vector)` needs `with_vector` although the stub
+  marks it optional.
+* Point ids come back as `uuid.UUID`, vectors as `{"image": [floats]}`.
+* A shard folder can be open in one `EdgeShard` only (the WAL is locked); a second open fails
+  with "Can't init WAL: Kind(WouldBlock)".
+* `EdgeShard.load(path, config)` checks the config against the stored segments (a different
+  vector size fails) and writes it back; `create` fails when the folder holds segments.
+* Any use after `close()` raises "Shard is not initialized"; `close()` twice is fine.
+* `optimize()` only builds HNSW once a segment passes the indexing threshold (about 10 MB of
+  vectors: roughly 6.5k x 384-d float32); smaller shards stay on exact (plain) search.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_edge import (
+    CountRequest,
+    Distance,
+    EdgeConfig,
+    EdgeShard,
+    EdgeVectorParams,
+    FieldCondition,
+    Filter,
+    MatchAny,
+    MatchValue,
+    PayloadSchemaType,
+    Point,
+    Query,
+    QueryRequest,
+    ScrollRequest,
+    UpdateOperation,
+)
+
+from .base import (
+    VECTOR_NAME,
+    ImageRecord,
+    StoreError,
+    StoreHit,
+    as_float32,
+    canonical_id,
+    canonical_ids,
+    check_filters,
+    check_limit,
+    check_payload,
+    check_uris,
+    check_vector,
+    order_ids_by_uri,
+)
+
+_CONFIG_FILE = "edge_config.json"
+_BATCH = 1024
+
+
+def _bool_match(value: bool) -> MatchValue:
+    """A MatchValue that really holds a bool (see the module docstring)."""
+    match = MatchValue(value=np.bool_(value))  # type: ignore[arg-type]
+    if not (isinstance(match.value, bool) and match.value is value):
+        raise StoreError(
+            "qdrant-edge-py cannot express a boolean match on this version "
+            f"(MatchValue({value}) holds {match.value!r}); the minor filter would not work"
+        )
+    return match
+
+
+_BOOL_TRUE = _bool_match(True)
+_MINOR_IS_TRUE = FieldCondition(key="minor", match=_BOOL_TRUE)
+_INDEXES = {"minor": PayloadSchemaType.Bool, "uri": PayloadSchemaType.Keyword}
+
+
+def _stored_dim(path: Path) -> int | None:
+    """The size of the 'image' vector recorded in an existing shard's config, if readable."""
+    try:
+        cfg = json.loads((path / _CONFIG_FILE).read_text())
+        return int(cfg["vectors"][VECTOR_NAME]["size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class EdgeStore:
+    """`VectorStore` over `qdrant_edge.EdgeShard` in the folder `path`.
+
+    Creates the shard when the folder holds none, loads it otherwise. Cosine distance on the
+    named vector "image"; payload indexes on `minor` (bool) and `uri` (keyword). Writes are
+    flushed before `upsert`/`delete` return. One lock serialises every call into the shard,
+    which also makes `close()` safe against calls in flight on other threads.
+    """
+
+    backend = "qdrant-edge"
+
+    def __init__(self, path: Path | str, dim: int) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise StoreError(f"dim must be a positive int, got {dim!r}")
+        self.path = Path(path)
+        self.dim = dim
+        self._lock = threading.RLock()
+        self._ensure_writable_folder()
+        config = EdgeConfig(
+            vectors={VECTOR_NAME: EdgeVectorParams(size=dim, distance=Distance.Cosine)}
+        )
+        exists = (self.path / _CONFIG_FILE).exists()
+        if exists:
+            stored = _stored_dim(self.path)
+            if stored is not None and stored != dim:
+                raise StoreError(
+                    f"the vector store at {self.path} holds {stored}-d vectors but dim={dim} "
+                    "was asked for (another model?): use another data folder or re-index"
+                )
+        try:
+            if exists:
+                self._shard: EdgeShard | None = EdgeShard.load(str(self.path), config)
+            else:
+                self._shard = EdgeShard.create(str(self.path), config)
+        except Exception as e:
+            msg = str(e)
+            if "WouldBlock" in msg:
+                raise StoreError(
+                    f"the vector store at {self.path} is already open in another process "
+                    "(or another store object of this one): close that first"
+                ) from e
+            if "ncompatible" in msg:
+                raise StoreError(
+                    f"the vector store at {self.path} does not match dim={dim} (a different "
+                    f"vector size or distance): {msg}"
+                ) from e
+            raise StoreError(f"cannot open the vector store at {self.path}: {msg}") from e
+        try:
+            self._ensure_indexes()
+        except Exception:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ set-up
+
+    def _ensure_writable_folder(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(
+                f"cannot create the vector store folder {self.path}: {e.strerror or e}"
+            ) from e
+        if not self.path.is_dir():
+            raise StoreError(f"the vector store folder {self.path} is not a directory")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=self.path)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise StoreError(
+                f"the vector store folder {self.path} is not writable: {e.strerror or e}"
+            ) from e
+
+    def _ensure_indexes(self) -> None:
+        shard = self._open_shard()
+        try:
+            have = set(shard.info().payload_schema)
+            created = False
+            for field, schema in _INDEXES.items():
+                if field not in have:
+                    shard.update(UpdateOperation.create_field_index(field, schema))
+                    created = True
+            if created:
+                shard.flush()
+        except Exception as e:
+            raise StoreError(f"cannot create payload indexes in {self.path}: {e}") from e
+
+    def _open_shard(self) -> EdgeShard:
+        if self._shard is None:
+            raise StoreError(f"the vector store at {self.path} is closed")
+        return self._shard
+
+    # ------------------------------------------------------------------ VectorStore
+
+    def upsert(self, records: Sequence[ImageRecord]) -> None:
+        points = []
+        for r in records:
+            image_id = canonical_id(r.image_id)
+            vec = check_vector(r.vector, self.dim, f"image {image_id}")
+            payload = check_payload(image_id, r.payload)
+            points.append(Point(id=image_id, vector={VECTOR_NAME: vec}, payload=payload))
+        if not points:
+            return
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                for start in range(0, len(points), _BATCH):
+                    shard.update(UpdateOperation.upsert_points(points[start : start + _BATCH]))
+                shard.flush()
+            except Exception as e:
+                raise StoreError(f"upsert into {self.path} failed: {e}") from e
+
+    def get(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        ids = canonical_ids(image_ids)
+        if not ids:
+            return {}
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                records = shard.retrieve(ids, True, False)  # type: ignore[arg-type]
+            except Exception as e:
+                raise StoreError(f"retrieve from {self.path} failed: {e}") from e
+        return {str(r.id): dict(r.payload or {}) for r in records}
+
+    def search(
+        self,
+        vector: np.ndarray | Sequence[float],
+        limit: int,
+        *,
+        exclude_minor: bool,
+        filters: Mapping[str, str] | None = None,
+        with_vectors: bool = True,
+    ) -> list[StoreHit]:
+        query = check_vector(vector, self.dim, "query")
+        limit = check_limit(limit)
+        if limit == 0:
+            return []
+        must: list[Any] = [
+            FieldCondition(key=k, match=MatchValue(value=v)) for k, v in check_filters(filters)
+        ]
+        must_not: list[Any] = [_MINOR_IS_TRUE] if exclude_minor else []
+        flt = Filter(must=must or None, must_not=must_not or None) if must or must_not else None
+        request = QueryRequest(
+            limit=limit,
+            query=Query.Nearest(query, using=VECTOR_NAME),
+            filter=flt,
+            with_payload=True,
+            with_vector=[VECTOR_NAME] if with_vectors else False,
+        )
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                points = shard.query(request)
+            except Exception as e:
+                raise StoreError(f"search in {self.path} failed: {e}") from e
+        hits = []
+        for p in points:
+            vec = None
+            if with_vectors:
+                raw = p.vector[VECTOR_NAME] if isinstance(p.vector, dict) else p.vector
+                vec = as_float32(raw)
+            hits.append(
+                StoreHit(
+                    image_id=str(p.id), score=float(p.score), payload=dict(p.payload or {}),
+                    vector=vec,
+                )
+            )
+        return hits
+
+    def delete(self, image_ids: Sequence[str]) -> int:
+        ids = canonical_ids(image_ids)
+        if not ids:
+            return 0
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                existing = [str(r.id) for r in shard.retrieve(ids, False, False)]  # type: ignore[arg-type]
+                if existing:
+                    shard.update(UpdateOperation.delete_points(existing))  # type: ignore[arg-type]
+                    shard.flush()
+            except Exception as e:
+                raise StoreError(f"delete from {self.path} failed: {e}") from e
+        return len(existing)
+
+    def ids_for_uris(self, uris: Sequence[str]) -> list[str]:
+        wanted = check_uris(uris)
+        if not wanted:
+            return []
+        pairs: list[tuple[str, str]] = []
+        flt = Filter(must=[FieldCondition(key="uri", match=MatchAny(any=wanted))])
+        with self._lock:
+            shard = self._open_shard()
+            offset: Any = None
+            try:
+                while True:
+                    records, offset = shard.scroll(
+                        ScrollRequest(
+                            offset=offset, limit=_BATCH, filter=flt, with_payload=["uri"],
+                            with_vector=False,
+                        )
+                    )
+                    pairs += [(str(r.id), str((r.payload or {}).get("uri"))) for r in records]
+                    if offset is None:
+                        break
+            except Exception as e:
+                raise StoreError(f"scroll in {self.path} failed: {e}") from e
+        return order_ids_by_uri(pairs, wanted)
+
+    def count(self, *, minor: bool | None = None) -> int:
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                total = shard.count(CountRequest(exact=True))
+                if minor is None:
+                    return int(total)
+                minors = shard.count(CountRequest(exact=True, filter=Filter(must=[_MINOR_IS_TRUE])))
+            except Exception as e:
+                raise StoreError(f"count in {self.path} failed: {e}") from e
+        # "not minor" is everything the exclude_minor filter lets through.
+        return int(minors) if minor else int(total - minors)
+
+    def optimize(self) -> None:
+        """Run Qdrant's optimizers now (merges segments, builds HNSW); blocks until done."""
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                shard.optimize()
+                shard.flush()
+            except Exception as e:
+                raise StoreError(f"optimize of {self.path} failed: {e}") from e
+
+    def close(self) -> None:
+        """Flush and release the folder. Idempotent; any later call raises StoreError."""
+        with self._lock:
+            shard, self._shard = self._shard, None
+            if shard is None:
+                return
+            try:
+                shard.flush()
+            finally:
+                shard.close()
+
+    # ------------------------------------------------------------------ extras
+
+    def indexed_vectors_count(self) -> int:
+        """How many vectors are in HNSW-indexed segments (0 before `optimize` or when small)."""
+        with self._lock:
+            return int(self._open_shard().info().indexed_vectors_count)
+
+    def __enter__(self) -> EdgeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._shard is None else "open"
+        return f"EdgeStore(path={str(self.path)!r}, dim={self.dim}, {state})"
+
+
+__all__ = ["EdgeStore"]
