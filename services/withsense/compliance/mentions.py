@@ -6,8 +6,11 @@ import re
 from functools import lru_cache
 
 from withsense.compliance.lexicon import (
+    ADULT_NOUNS,
     AGE_LIMIT_YEARS,
     AGE_UNITS,
+    ANIMAL_YOUNG_TERMS,
+    ANIMALS,
     EN_FORMS,
     EN_NOT_TERMS,
     EN_NUMBER_WORDS,
@@ -17,6 +20,8 @@ from withsense.compliance.lexicon import (
     RU_AGE_PREFIXES,
     RU_NOT_AGE_AFTER,
     RU_TERMS,
+    YOUNG_PERSON_NOUNS,
+    YOUNG_WINDOW,
     en_surface_forms,
 )
 from withsense.compliance.text import is_cyrillic, lemmas, tokenise
@@ -27,6 +32,7 @@ _EN_FORM_TO_TERM: dict[str, str] = {
 _EN_FORM_TO_TERM.update(
     {"grandchildren": "grandchild", "godchildren": "godchild", "babysat": "babysit"}
 )
+_NEUTRAL_SLOTS = tuple(tuple(frozenset({word}) for word in phrase) for phrase in NEUTRAL_PHRASES)
 _RU_AGE_SUFFIXES = ("летний", "месячный")
 # "5yo", "3yrs", "6mos" written as one token.
 _GLUED_AGE = re.compile(r"^(\d{1,3})(yo|y|yr|yrs|mo|mos|wk|wks)$")
@@ -45,16 +51,20 @@ def _is_child_age(count: int, unit: str) -> bool:
 
 def _token_term(token: str, candidates: frozenset[str]) -> str | None:
     """The lexicon term of one token, preferring a lemma to the surface form."""
+    hits: set[str]
     if is_cyrillic(token):
-        hits = candidates & RU_TERMS
-        for lemma in candidates:
-            for prefix, _ in RU_AGE_PREFIXES.items():
-                if lemma.startswith(prefix) and lemma[len(prefix) :] in _RU_AGE_SUFFIXES:
-                    hits = hits | {lemma}
+        hits = set(candidates & RU_TERMS)
+        # "пятилетний", "трехмесячная": every prefix in RU_AGE_PREFIXES is under 16 years.
+        hits.update(
+            lemma
+            for lemma in candidates
+            for prefix in RU_AGE_PREFIXES
+            if lemma.startswith(prefix) and lemma[len(prefix) :] in _RU_AGE_SUFFIXES
+        )
     else:
         if token in EN_NOT_TERMS:
             return None
-        hits = candidates & EN_TERMS
+        hits = set(candidates & EN_TERMS)
         if not hits and token in EN_FORMS:
             hits = {_EN_FORM_TO_TERM[token]}
     if not hits:
@@ -90,6 +100,19 @@ def _age_term(tokens: list[str], i: int) -> str | None:
     return f"{token} {nxt}" if _is_child_age(count, nxt) else None
 
 
+def _young_person_term(lems: list[frozenset[str]], i: int) -> str | None:
+    """The word "young" before a person word that is not an adult one: "a young soccer player"."""
+    if "young" not in lems[i]:
+        return None
+    for j in range(i + 1, min(i + 1 + YOUNG_WINDOW, len(lems))):
+        if lems[j] & ADULT_NOUNS:
+            return None
+        person = lems[j] & YOUNG_PERSON_NOUNS
+        if person:
+            return f"young {min(person)}"
+    return None
+
+
 def _phrase_at(lems: list[frozenset[str]], i: int, slots: tuple[frozenset[str], ...]) -> bool:
     if i + len(slots) > len(lems):
         return False
@@ -103,10 +126,11 @@ def child_mentions(text: str) -> tuple[str, ...]:
     lems = [lemmas(token) for token in tokens]
     neutral: set[int] = set()
     for i in range(len(tokens)):
-        for phrase in NEUTRAL_PHRASES:
-            slots = tuple(frozenset({word}) for word in phrase)
+        for slots in _NEUTRAL_SLOTS:
             if _phrase_at(lems, i, slots):
-                neutral.update(range(i, i + len(phrase)))
+                neutral.update(range(i, i + len(slots)))
+        if lems[i] & ANIMAL_YOUNG_TERMS and i + 1 < len(lems) and lems[i + 1] & ANIMALS:
+            neutral.add(i)
     found: list[str] = []
     for i, token in enumerate(tokens):
         for name, slots in PHRASES.items():
@@ -114,7 +138,7 @@ def child_mentions(text: str) -> tuple[str, ...]:
                 found.append(name)
         if i in neutral:
             continue
-        term = _token_term(token, lems[i]) or _age_term(tokens, i)
+        term = _token_term(token, lems[i]) or _age_term(tokens, i) or _young_person_term(lems, i)
         if term is not None:
             found.append(term)
     return tuple(dict.fromkeys(found))

@@ -53,9 +53,16 @@ class GatewaySettings(BaseSettings):
     oversample: int = Field(
         default=4, ge=1, le=50, description="Candidates fetched per hit asked, for rescoring."
     )
-    default_top_k: int = Field(default=10, ge=1, le=100)
     max_top_k: int = Field(default=100, ge=1, le=1000)
     max_query_chars: int = Field(default=1000, ge=1)
+    semantic_threshold: float = Field(
+        default=0.45, ge=-1.0, le=1.0,
+        description="Cosine to the nearest child-concept prototype above which a query is "
+        "blocked as a paraphrase of a child term (chosen on data: docs/compliance.md).",
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus metrics HTTP port; 0: off."
+    )
 
     @field_validator("restricted_regions", "api_keys", mode="before")
     @classmethod

@@ -131,7 +131,8 @@ def check_vector(vector: Any, dim: int, what: str) -> list[float]:
         raise StoreError(f"{what}: vector has NaN or infinite values")
     if not float(np.abs(arr).max(initial=0.0)) > 0.0:
         raise StoreError(f"{what}: vector is all zeros (cosine is undefined)")
-    return arr.tolist()
+    out: list[float] = arr.tolist()
+    return out
 
 
 def check_payload(image_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,5 +199,22 @@ def order_ids_by_uri(pairs: Sequence[tuple[str, str]], uris: Sequence[str]) -> l
     return [i for i, _ in sorted(pairs, key=lambda p: (rank.get(p[1], math.inf), p[0]))]
 
 
-def as_float32(vector: Any) -> np.ndarray:
-    return np.asarray(vector, dtype=np.float32)
+def hits_from_points(points: Sequence[Any], *, with_vectors: bool, dim: int) -> list[StoreHit]:
+    """StoreHits from scored points of either backend (`.id`, `.score`, `.payload`, `.vector`).
+
+    Vectors are converted in one numpy call (one [n, dim] array, one row per hit), which is
+    several times faster than one array per hit for a top-100.
+    """
+    vectors: np.ndarray | None = None
+    if with_vectors and points:
+        raws = [p.vector[VECTOR_NAME] if isinstance(p.vector, dict) else p.vector for p in points]
+        vectors = np.asarray(raws, dtype=np.float32).reshape(len(points), dim)
+    return [
+        StoreHit(
+            image_id=str(p.id),
+            score=float(p.score),
+            payload=dict(p.payload or {}),
+            vector=None if vectors is None else vectors[i],
+        )
+        for i, p in enumerate(points)
+    ]

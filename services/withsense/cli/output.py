@@ -1,0 +1,53 @@
+"""Printing results for people (rich tables) or programs (--json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def search_response_dict(query: str, region: str, response) -> dict[str, Any]:
+    return {
+        "query": query, "region": region, "blocked": response.blocked,
+        "disclaimer": response.disclaimer, "reason": response.reason,
+        "model_version": response.model_version,
+        "hits": [{"image_id": h.image_id, "uri": h.uri, "score": round(h.score, 4),
+                  "withheld": h.withheld, "disclaimer": h.disclaimer, "reason": h.reason}
+                 for h in response.hits],
+    }
+
+
+def print_search(result: dict[str, Any]) -> None:
+    title = f"[bold]{result['query']}[/bold]  (region: {result['region'] or 'unknown'})"
+    if result["blocked"]:
+        console.print(title)
+        console.print(f"  [red]blocked[/red]: {result['disclaimer']}")
+        console.print(f"  [dim]reason: {result['reason']}[/dim]")
+        return
+    table = Table(title=title, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("photo")
+    table.add_column("p(match)", justify="right")
+    for rank, hit in enumerate(result["hits"], start=1):
+        photo = f"[yellow]{hit['disclaimer']}[/yellow]" if hit["withheld"] else hit["uri"]
+        table.add_row(str(rank), photo, f"{hit['score']:.3f}")
+    console.print(table)
+    console.print(f"  [dim]reason: {result['reason']}[/dim]")
+
+
+def print_index(report: dict[str, Any]) -> None:
+    console.print(f"indexed {report['indexed']}, unchanged {report['unchanged']}, "
+                  f"failed {report['failed']} (flagged minor among indexed: {report['flagged']})")
+    for failure in report["failures"]:
+        console.print(f"  [red]failed[/red] {failure['uri']}: {failure['reason']}")

@@ -1,0 +1,47 @@
+"""Query policy: may this search query be served at all?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from withsense.compliance.mentions import mentions_child
+from withsense.compliance.semantic import SemanticChildCheck
+
+RULE_ALLOWED = "allowed"
+RULE_LEXICON = "lexicon:child"
+RULE_SEMANTIC = "semantic:child-concept"
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    """``blocked``: the query gets no hits, only the disclaimer. ``rule``: why, for the response
+    and the audit log ("lexicon:child", "semantic:child-concept(sim=0.71>=0.55)", "allowed").
+    ``matched``: the lexicon term, or the nearest prototype text, that triggered the block."""
+
+    blocked: bool
+    rule: str
+    matched: str | None = None
+
+
+ALLOWED = PolicyDecision(blocked=False, rule=RULE_ALLOWED, matched=None)
+
+
+class QueryPolicy:
+    """The lexicon check first (cheap, exact, explainable); then, only when an embedding is
+    given and a semantic checker is configured, the semantic check for paraphrases."""
+
+    def __init__(self, semantic: SemanticChildCheck | None = None) -> None:
+        self.semantic = semantic
+
+    def check(self, text: str, embedding: np.ndarray | None = None) -> PolicyDecision:
+        term = mentions_child(text)
+        if term is not None:
+            return PolicyDecision(blocked=True, rule=RULE_LEXICON, matched=term)
+        if embedding is not None and self.semantic is not None:
+            sim, label = self.semantic.nearest(embedding)
+            if sim >= self.semantic.threshold:
+                rule = f"{RULE_SEMANTIC}(sim={sim:.2f}>={self.semantic.threshold:.2f})"
+                return PolicyDecision(blocked=True, rule=rule, matched=label)
+        return ALLOWED

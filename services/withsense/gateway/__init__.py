@@ -1,0 +1,1 @@
+"""The gateway: search with compliance checks over a Qdrant vector store, and indexing."""

@@ -1,0 +1,54 @@
+"""The gateway's compliance decisions for one request, with the reason that explains each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from withsense.compliance import (
+    CHILD_PROTOTYPE_TEXTS,
+    DISCLAIMER,
+    QueryPolicy,
+    RegionRules,
+    SemanticChildCheck,
+)
+from withsense.gateway.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class RegionDecision:
+    region: str          # normalised code, "" when unknown
+    restricted: bool
+
+    def describe(self) -> str:
+        name = self.region or "unknown region"
+        return f"{name} {'restricted' if self.restricted else 'unrestricted'}"
+
+
+class ComplianceGate:
+    """Query policy + region rules; semantic prototypes are embedded by the worker at start."""
+
+    disclaimer = DISCLAIMER
+
+    def __init__(self, restricted_regions: list[str], semantic_threshold: float) -> None:
+        try:
+            self.regions = RegionRules(restricted_regions)
+        except ValueError as exc:
+            raise ValueError(f"WITHSENSE_RESTRICTED_REGIONS: {exc}") from exc
+        self.semantic_threshold = semantic_threshold
+        self.policy = QueryPolicy()
+
+    def prototype_texts(self) -> list[str]:
+        return list(CHILD_PROTOTYPE_TEXTS)
+
+    def set_prototypes(self, vectors: np.ndarray) -> None:
+        semantic = SemanticChildCheck(vectors.astype(np.float32), self.semantic_threshold)
+        self.policy = QueryPolicy(semantic=semantic)
+
+    def region(self, code: str) -> RegionDecision:
+        try:
+            region = self.regions.validate(code)
+        except ValueError as exc:
+            raise InvalidArgument(f"region: {exc}") from None
+        return RegionDecision(region=region, restricted=self.regions.is_restricted(region))
