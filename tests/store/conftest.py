@@ -10,6 +10,14 @@ from store_testdata import BACKENDS, Dataset, make_dataset, open_backend
 from withsense.store import VectorStore
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # qdrant-client checks the server version in a background thread; against the unreachable
+    # URLs of the error-path tests it warns later, during whichever test then runs.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Failed to obtain server version:UserWarning"
+    )
+
+
 @pytest.fixture(scope="session")
 def dataset() -> Dataset:
     return make_dataset()

@@ -149,7 +149,6 @@ def test_client_in_memory_mode(dataset: Dataset) -> None:
         assert store.count() == 20
 
 
-@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
 def test_client_unreachable_server_is_a_store_error() -> None:
     # Port 9 (discard) on localhost: nothing listens; the REST client fails fast.
     with pytest.raises(StoreError, match="127.0.0.1:9"):
@@ -173,7 +172,6 @@ def test_open_store_defaults_to_edge(tmp_path: Path, dataset: Dataset) -> None:
         store.close()
 
 
-@pytest.mark.filterwarnings("ignore:Failed to obtain server version")
 def test_open_store_with_url_uses_qdrant_client() -> None:
     with pytest.raises(StoreError, match="127.0.0.1:9"):
         open_store(qdrant_url="http://127.0.0.1:9", data_dir=Path("unused"), dim=DIM)

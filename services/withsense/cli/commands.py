@@ -127,8 +127,7 @@ def cmd_serve(args) -> int:
     if args.role == "worker":
         from withsense.worker.server import serve_worker
 
-        settings = WorkerSettings(**_drop_none(host=args.host, port=args.port))
-        asyncio.run(serve_worker(settings, model))
+        serve_worker(WorkerSettings(**_drop_none(host=args.host, port=args.port)), model)
         return 0
     if args.role == "gateway":
         from withsense.gateway.server import serve_gateway

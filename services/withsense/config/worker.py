@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,4 +39,30 @@ class WorkerSettings(BaseSettings):
     )
     grace_seconds: float = Field(
         default=10.0, ge=0, description="On shutdown, how long requests in flight may finish."
+    )
+    max_image_aspect_ratio: float = Field(
+        default=20.0, ge=1,
+        description="Largest accepted long side / short side of a photo (a 1 x 10^7 strip would "
+        "blow up when resized to the tower's input).",
+    )
+    jpeg_draft: bool = Field(
+        default=True,
+        description="Decode large JPEGs at a reduced DCT scale (still at least twice the tower's "
+        "input size): a 24-megapixel photo decodes ~10x faster at a negligible change of vector.",
+    )
+    decode_threads: int = Field(
+        default=2, ge=1, le=64,
+        description="Threads that decode and preprocess photos (the model runs in one other thread).",
+    )
+    image_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="Image tower runtime: ONNX Runtime on the CPU ('onnx'), eager torch ('torch'), "
+        "or 'auto' (ONNX Runtime on the CPU when installed, torch on CUDA).",
+    )
+    warmup: bool = Field(
+        default=True, description="Run one tiny text and photo through the model before SERVING."
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535,
+        description="Port of the Prometheus /metrics HTTP endpoint on the worker's host; 0 = off.",
     )

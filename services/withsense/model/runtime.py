@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -50,7 +51,9 @@ def zero_shot_artifact(
 ) -> Artifact:
     """The untrained model, which equals the zero-shot ConSE model exactly."""
     config = model_config(config_name)
-    image_tower = image_tower or ImageTower(config["image_tower"]["timm_name"], config["image_tower"]["package"])
+    image_tower = image_tower or ImageTower(
+        config["image_tower"]["timm_name"], config["image_tower"]["package"]
+    )
     text_tower = text_tower or TextTower()
     concepts = concept_embeddings(text_tower, config["concept_prompts"])
     model = FusedModel(head_config(config), concepts).eval()
@@ -78,21 +81,37 @@ def resolve_artifact_dir(model_dir: Path | None) -> Path | None:
 class ModelRuntime:
     """Loads the artifact and its towers; embeds texts and photos; scores pairs."""
 
-    def __init__(self, model_dir: Path | None = None, *, device: str | None = None) -> None:
+    def __init__(
+        self, model_dir: Path | None = None, *, device: str | None = None,
+        image_backend: str = "torch",
+    ) -> None:
+        """image_backend: "torch" (eager), "onnx" (ONNX Runtime, CPU only) or "auto" (ONNX
+        Runtime on the CPU when installed, else torch; always torch on CUDA)."""
         started = time.perf_counter()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type != "cpu" and image_backend == "auto":
+            image_backend = "torch"
         artifact_dir = resolve_artifact_dir(model_dir)
         self.text_tower = TextTower()
         if artifact_dir is None:
             log.warning("no trained model artifact shipped or configured: serving the zero-shot model")
-            self.image_tower = ImageTower(*_tower_names(model_config()))
+            self.image_tower = ImageTower(*_tower_names(model_config()), backend=image_backend)
             self.artifact = zero_shot_artifact(image_tower=self.image_tower, text_tower=self.text_tower)
         else:
             self.artifact = load_artifact(artifact_dir)
-            self.image_tower = ImageTower(*_tower_names(self.artifact.config))
+            self.image_tower = ImageTower(*_tower_names(self.artifact.config), backend=image_backend)
         self.model = self.artifact.model.to(self.device).eval()
         self.load_seconds = time.perf_counter() - started
         log.info("model %s loaded in %.1f s", self.version, self.load_seconds)
+
+    def with_image_backend(self, backend: str) -> ModelRuntime:
+        """A runtime sharing this one's model whose image tower runs on `backend` (see
+        ImageTower.with_backend); "auto" keeps torch on CUDA."""
+        if self.device.type != "cpu" and backend == "auto":
+            backend = "torch"
+        twin = copy.copy(self)
+        twin.image_tower = self.image_tower.with_backend(backend)
+        return twin
 
     @property
     def version(self) -> str:
@@ -115,9 +134,29 @@ class ModelRuntime:
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
-        features = self.image_tower.features(images)
+        return self.embed_pixels(self.image_tower.preprocess(images))
+
+    def preprocess_image(self, image: Image.Image) -> torch.Tensor:
+        """One photo's pixels [3, H, W] for embed_pixels (thread-safe: the worker runs it in
+        its decode threads so the model thread only runs the network)."""
+        return self.image_tower.transform(image.convert("RGB"))
+
+    @torch.inference_mode()
+    def embed_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        """Unit vectors [N, dim] of preprocessed pixels [N, 3, H, W]."""
+        if pixels.shape[0] == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        features = self.image_tower.features_from_pixels(pixels)
         vectors = self.model.embed_image(features.pooled.to(self.device), features.logits.to(self.device))
         return vectors.float().cpu().numpy()
+
+    @property
+    def scale(self) -> float:
+        return float(self.model.scale.detach())
+
+    @property
+    def bias(self) -> float:
+        return float(self.model.bias.detach())
 
     @torch.inference_mode()
     def score(self, queries: np.ndarray, candidates: np.ndarray, offsets: np.ndarray) -> np.ndarray:

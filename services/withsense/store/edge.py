@@ -123,6 +123,7 @@ class EdgeStore:
         self.hnsw_ef = hnsw_ef
         self._points = 0  # points in the shard, refreshed after every write
         self._lock = threading.RLock()
+        self._shard: EdgeShard | None = None
         self._ensure_writable_folder()
         config = EdgeConfig(
             vectors={VECTOR_NAME: EdgeVectorParams(size=dim, distance=Distance.Cosine)}
@@ -137,7 +138,7 @@ class EdgeStore:
                 )
         try:
             if exists:
-                self._shard: EdgeShard | None = EdgeShard.load(str(self.path), config)
+                self._shard = EdgeShard.load(str(self.path), config)
             else:
                 self._shard = EdgeShard.create(str(self.path), config)
         except Exception as e:
@@ -156,9 +157,11 @@ class EdgeStore:
         try:
             self._ensure_indexes()
             self._refresh_points()
-        except Exception:
+        except Exception as e:
             self.close()
-            raise
+            if isinstance(e, StoreError):
+                raise
+            raise StoreError(f"cannot open the vector store at {self.path}: {e}") from e
 
     # ------------------------------------------------------------------ set-up
 
