@@ -7,6 +7,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
+CHECKOV := $(VENV)/tools/checkov/bin/checkov
+CHECKOV_VERSION ?= 3.3.30
+
 .PHONY: install demo test lint protos bench clean
 
 $(STAMP): pyproject.toml
@@ -15,15 +18,21 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test,deploy]'
 	touch $(STAMP)
 
+# checkov in a virtualenv of its own: it pins networkx<2.7, scikit-image needs networkx>=3.
+$(CHECKOV):
+	python3 -m venv $(VENV)/tools/checkov
+	$(VENV)/tools/checkov/bin/pip install -q 'checkov==$(CHECKOV_VERSION)'
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/withsense demo
 
-test: $(STAMP)
+# WITHSENSE_DEPLOY_TOOLS=required: a missing kubectl, checkov or hadolint fails the deploy tests.
+test: $(STAMP) $(CHECKOV)
 	$(PY) scripts/gen_protos.py --check
 	$(VENV)/bin/ruff check .
-	TRITON_INTERPRET=1 $(PY) -m pytest -q -ra
+	WITHSENSE_DEPLOY_TOOLS=required TRITON_INTERPRET=1 $(PY) -m pytest -q -ra
 
 protos: $(STAMP)
 	$(PY) scripts/gen_protos.py

@@ -6,14 +6,13 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.helpers import BackgroundLoop  # noqa: E402
+from tests.helpers import BackgroundLoop, index_requests, search_stub  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "withsense"
 
@@ -71,9 +70,9 @@ def gallery_photos() -> dict[str, bytes]:
     return photos()
 
 
-def search_stub(address: str, credentials: grpc.ChannelCredentials | None = None):
-    from withsense.v1 import search_pb2_grpc
-
-    channel = (grpc.secure_channel(address, credentials) if credentials
-               else grpc.insecure_channel(address))
-    return search_pb2_grpc.SearchServiceStub(channel)
+@pytest.fixture
+def gateway_target(start_gateway, gallery_photos) -> str:
+    """HOST:PORT of a real gateway with the gallery indexed."""
+    gateway = start_gateway()
+    search_stub(gateway.address).IndexImages(index_requests(gallery_photos), timeout=300)
+    return gateway.address

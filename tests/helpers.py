@@ -8,6 +8,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import grpc
+
 T = TypeVar("T")
 
 
@@ -23,3 +25,22 @@ class BackgroundLoop:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+def index_requests(photos: dict[str, bytes], extra: dict[str, dict[str, str]] | None = None):
+    """IndexImages requests for the built-in gallery, with its descriptions."""
+    from withsense.gallery import GALLERY
+    from withsense.v1 import search_pb2 as pb
+
+    extra = extra or {}
+    for name, data in photos.items():
+        yield pb.IndexImagesRequest(image=data, uri=f"{name}.jpg", descriptions=GALLERY[name],
+                                    payload=extra.get(name, {}))
+
+
+def search_stub(address: str, credentials: grpc.ChannelCredentials | None = None):
+    from withsense.v1 import search_pb2_grpc
+
+    channel = (grpc.secure_channel(address, credentials) if credentials
+               else grpc.insecure_channel(address))
+    return search_pb2_grpc.SearchServiceStub(channel)

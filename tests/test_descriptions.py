@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from withsense.descriptions import DescriptionsError, read_descriptions
 
 

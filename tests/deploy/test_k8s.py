@@ -669,6 +669,21 @@ def test_prod_index_job_reads_the_photo_pvc_through_the_gateway(rendered: dict[s
     assert mount["readOnly"] is True
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     find(docs, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    (key,) = [e for e in c["env"] if e["name"] == "WITHSENSE_API_KEY"]
+    assert key["valueFrom"]["secretKeyRef"]["name"] == "withsense-client-key"
+
+
+def test_prod_index_job_arguments_parse_with_the_cli(rendered: dict[str, list[Doc]]) -> None:
+    """The Job's arguments are ones `withsense` accepts (once the CLI is importable)."""
+    try:
+        from withsense.cli.main import build_parser
+
+        parser = build_parser()
+    except ImportError as exc:
+        pytest.skip(f"the withsense CLI is not importable yet: {exc}")
+    (c,) = pod_spec(find(rendered["prod"], "Job", "index-photos"))["containers"]
+    args = parser.parse_args(c["args"])
+    assert args.command == "index" and str(args.folder) == "/photos"
 
 
 def test_loadtest_jobs_target_the_prod_gateway(rendered: dict[str, list[Doc]]) -> None:

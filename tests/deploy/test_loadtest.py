@@ -223,7 +223,7 @@ def test_locustfile_loads_in_locust() -> None:
 # --------------------------------------------------------------------------- smoke (real gateway)
 
 
-@pytest.mark.skip(reason="needs gateway fixture")
+@pytest.mark.slow
 async def test_smoke_against_a_real_gateway(gateway_target: str) -> None:
     queries = load_queries()[:5]
     report = await run_loadtest_async(

@@ -6,9 +6,9 @@ import time
 
 import grpc
 import pytest
-
-from tests.conftest import search_stub
 from withsense.v1 import search_pb2 as pb
+
+from tests.helpers import search_stub
 
 pytestmark = pytest.mark.slow
 

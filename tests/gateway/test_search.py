@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
-
-from tests.conftest import search_stub
-from tests.gateway.conftest import index_requests
 from withsense.config.gateway import DISCLAIMER
 from withsense.v1 import search_pb2 as pb
+
+from tests.helpers import index_requests, search_stub
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,6 @@ import os
 
 import pytest
 import torch
-
 from withsense.kernels import cosine_sigmoid, validate_segments
 from withsense.kernels.reference import cosine_sigmoid_reference
 

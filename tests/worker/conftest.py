@@ -1,8 +1,8 @@
 """Worker fixtures: the real model loaded once per session, real workers on 127.0.0.1:0.
 
-`worker_runtime` is the session's ModelRuntime (the root conftest's `model_runtime` when there
-is one, so the whole suite loads the model once). `start_test_worker(**overrides)` starts a
-worker with WorkerSettings overrides on this test's event loop and stops it afterwards;
+`worker_runtime` is the session's ModelRuntime (built on the root conftest's `model_runtime`
+when there is one, so the whole suite loads the model once). `start_test_worker(**overrides)`
+starts a worker with WorkerSettings overrides on this test's event loop and stops it afterwards;
 `worker` / `stub` are the default ones. `photos` are real photos shipped with scikit-image,
 encoded as JPEG bytes.
 """
@@ -33,13 +33,16 @@ TEST_WORKER_SETTINGS: dict[str, Any] = {
 
 @pytest.fixture(scope="session")
 def worker_runtime(request: pytest.FixtureRequest):
-    """The real model, loaded once per session (shared with the root conftest's model_runtime)."""
+    """The real model, loaded once per session (the root conftest's `model_runtime` when it
+    exists), with its image tower on the worker's default path (image_backend="auto": ONNX
+    Runtime on the CPU) -- a copy sharing the weights, so model_runtime itself is untouched."""
     try:
-        return request.getfixturevalue("model_runtime")
+        base = request.getfixturevalue("model_runtime")
     except pytest.FixtureLookupError:
         from withsense.model.runtime import ModelRuntime
 
-        return ModelRuntime()
+        base = ModelRuntime()
+    return base.with_image_backend(WorkerSettings().image_backend)
 
 
 @pytest.fixture(scope="session")

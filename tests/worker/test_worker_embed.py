@@ -15,7 +15,7 @@ from withsense.v1 import inference_pb2 as pb
 from tests.worker.helpers import OTHER_PHOTOS, PHOTO_QUERIES, vectors_of
 
 
-async def test_model_info_is_complete(stub, worker_runtime):
+async def test_model_info_is_complete(stub, worker, worker_runtime):
     info = await stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=30)
     assert info.model_version == worker_runtime.version
     assert info.dim == worker_runtime.dim == 384
@@ -25,8 +25,13 @@ async def test_model_info_is_complete(stub, worker_runtime):
     assert info.zero_shot == worker_runtime.artifact.zero_shot
     assert info.score_backend == worker_runtime.backend
     assert json.loads(info.model_card_json) == worker_runtime.artifact.card
-    assert info.max_texts == 256 and info.max_text_chars == 2000
-    assert info.max_score_candidates == 100_000 and info.max_message_bytes == 64 * 2**20
+    limits = worker.settings
+    assert (info.max_texts, info.max_text_chars) == (limits.max_texts, limits.max_text_chars)
+    assert (info.max_images, info.max_image_bytes, info.max_image_pixels) == (
+        limits.max_images, limits.max_image_bytes, limits.max_image_pixels)
+    assert (info.max_score_queries, info.max_score_candidates) == (
+        limits.max_score_queries, limits.max_score_candidates)
+    assert info.max_message_bytes == limits.max_message_mb * 2**20
     assert info.image_size == 224 and info.image_backend in ("onnx", "torch")
 
 

@@ -237,19 +237,16 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_loadtest(args) -> int:
-    from withsense.loadtest import render_table, run_loadtest
+    from withsense.loadtest import load_queries, render_table, run_loadtest
 
-    if args.queries:
-        queries = [q.strip() for q in args.queries.read_text().splitlines() if q.strip()]
-    else:
-        from importlib import resources
-
-        text = resources.files("withsense.loadtest").joinpath("queries.txt").read_text()
-        queries = [q.strip() for q in text.splitlines() if q.strip() and not q.startswith("#")]
     if args.qps is None and args.concurrency is None:
         args.concurrency = 1
-    report = run_loadtest(args.target, qps=args.qps, concurrency=args.concurrency,
-                          duration_s=args.duration, queries=queries, top_k=args.top_k,
-                          region=args.region, api_key=args.api_key, timeout_s=args.timeout)
+    try:
+        report = run_loadtest(args.target, qps=args.qps, concurrency=args.concurrency,
+                              duration_s=args.duration, queries=load_queries(args.queries),
+                              top_k=args.top_k, region=args.region, api_key=args.api_key,
+                              timeout_s=args.timeout)
+    except (ValueError, OSError, grpc.aio.AioRpcError) as error:
+        return _fail(error)
     print_json(report.to_dict()) if args.json else console.print(render_table(report))
     return 0

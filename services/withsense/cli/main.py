@@ -4,7 +4,6 @@ results have --json. Configuration comes from WITHSENSE_* variables; flags overr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
@@ -101,7 +100,8 @@ def _add_loadtest_command(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from withsense.cli import commands
 
     handler = getattr(commands, f"cmd_{args.command}")

@@ -29,13 +29,13 @@ def search_response_dict(query: str, region: str, response) -> dict[str, Any]:
 
 
 def print_search(result: dict[str, Any]) -> None:
-    title = f"[bold]{result['query']}[/bold]  (region: {result['region'] or 'unknown'})"
+    region = result["region"] or "unknown"
+    console.print(f"\n[bold]{result['query']}[/bold]  [dim](region: {region})[/dim]")
     if result["blocked"]:
-        console.print(title)
         console.print(f"  [red]blocked[/red]: {result['disclaimer']}")
         console.print(f"  [dim]reason: {result['reason']}[/dim]")
         return
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("#", justify="right")
     table.add_column("photo")
     table.add_column("p(match)", justify="right")

@@ -32,7 +32,9 @@ class WorkerSettings(BaseSettings):
     )
     max_score_queries: int = Field(default=256, ge=1, description="Most queries in one Score call.")
     max_score_candidates: int = Field(
-        default=100_000, ge=1, description="Most candidates over all queries of one Score call."
+        default=20_000, ge=1,
+        description="Most candidates over all queries of one Score call (20k x 384 floats "
+        "fit the 64 MiB message limit).",
     )
     max_message_mb: int = Field(
         default=64, ge=1, le=1024, description="gRPC send/receive message limit, MiB."

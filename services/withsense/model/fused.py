@@ -5,6 +5,18 @@ Both towers map into one joint space of `dim` dimensions; a pair scores
 model exactly: the image's joint vector is its concept embedding (top-k ImageNet classes'
 prompt embeddings, weighted by probability) and the text's is its MiniLM embedding, so an
 untrained model is the zero-shot one and training can only be chosen over it on validation.
+
+Head types (``HeadConfig.head_type``; every one starts as the zero-shot model exactly):
+
+- ``linear``: image = A·concept + W·pooled, text = B·minilm (A, B identity, W zero at init).
+- ``residual_mlp``: the linear heads plus a two-layer MLP on each side (image: on
+  [concept, pooled]; text: on minilm) whose last layer starts at zero.
+
+Options that default to the original model (so older artifacts load unchanged):
+``pooled_norm`` standardises the pooled features with stored train-set mean and std;
+``dropout`` (training only) drops input features; ``tta`` tells the runtime which test-time
+augmentation of the photo the heads were trained on (``none`` or ``flip``: the mean of the
+features of the photo and of its mirror image).
 """
 
 from __future__ import annotations
@@ -25,6 +37,22 @@ class HeadConfig:
     concept_top_k: int = 10
     init_scale: float = 10.0
     init_bias: float = -10.0
+    head_type: str = "linear"
+    hidden: int = 512
+    pooled_norm: bool = False
+    dropout: float = 0.0
+    tta: str = "none"
+
+
+HEAD_TYPES = ("linear", "residual_mlp")
+
+
+def _mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
+    """Two layers; the last starts at zero so the residual branch adds nothing at init."""
+    mlp = nn.Sequential(nn.Linear(dim_in, hidden), nn.GELU(), nn.Linear(hidden, dim_out))
+    nn.init.zeros_(mlp[2].weight)
+    nn.init.zeros_(mlp[2].bias)
+    return mlp
 
 
 def _identity_linear(dim_in: int, dim_out: int) -> nn.Linear:
@@ -58,6 +86,15 @@ class FusedModel(nn.Module):
         self.text_proj = _identity_linear(config.text_dim, config.dim)
         self.scale = nn.Parameter(torch.tensor(float(config.init_scale)))
         self.bias = nn.Parameter(torch.tensor(float(config.init_bias)))
+        if config.head_type not in HEAD_TYPES:
+            raise ValueError(f"unknown head_type {config.head_type!r}; known: {HEAD_TYPES}")
+        if config.pooled_norm:
+            self.register_buffer("pooled_mean", torch.zeros(config.pooled_dim))
+            self.register_buffer("pooled_std", torch.ones(config.pooled_dim))
+        if config.head_type == "residual_mlp":
+            self.image_mlp = _mlp(config.text_dim + config.pooled_dim, config.hidden, config.dim)
+            self.text_mlp = _mlp(config.text_dim, config.hidden, config.dim)
+        self.input_dropout = nn.Dropout(config.dropout)
 
     def concept_vectors(self, logits: torch.Tensor) -> torch.Tensor:
         """ConSE: softmax over the top-k classes, weighted mean of their prompt embeddings."""
@@ -67,11 +104,23 @@ class FusedModel(nn.Module):
         return F.normalize(mixed, dim=-1)
 
     def embed_image(self, pooled: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        joint = self.concept_proj(self.concept_vectors(logits)) + self.pooled_proj(pooled)
+        return self.embed_image_from_concepts(pooled, self.concept_vectors(logits))
+
+    def embed_image_from_concepts(self, pooled: torch.Tensor, concept: torch.Tensor) -> torch.Tensor:
+        """The image head on precomputed concept vectors (training caches them)."""
+        if self.config.pooled_norm:
+            pooled = (pooled - self.pooled_mean) / self.pooled_std
+        pooled = self.input_dropout(pooled)
+        joint = self.concept_proj(concept) + self.pooled_proj(pooled)
+        if self.config.head_type == "residual_mlp":
+            joint = joint + self.image_mlp(torch.cat([concept, pooled], dim=-1))
         return F.normalize(joint, dim=-1)
 
     def embed_text(self, text_features: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text_proj(text_features), dim=-1)
+        joint = self.text_proj(text_features)
+        if self.config.head_type == "residual_mlp":
+            joint = joint + self.text_mlp(self.input_dropout(text_features))
+        return F.normalize(joint, dim=-1)
 
     def probability(self, cosine: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.scale * cosine + self.bias)

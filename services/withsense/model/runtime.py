@@ -22,9 +22,31 @@ from withsense.model.artifact import (
 )
 from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
-from withsense.model.towers import ImageTower, TextTower
+from withsense.model.towers import ImageFeatures, ImageTower, TextTower
 
 log = logging.getLogger(__name__)
+TTA_MODES = ("none", "flip")
+
+
+def pixel_features(tower: ImageTower, pixels: torch.Tensor, tta: str = "none") -> ImageFeatures:
+    """The tower's features of preprocessed pixels [N, 3, H, W] with the heads' test-time
+    augmentation: ``none``, or ``flip`` (the mean of the features of each photo and of its
+    left-right mirror image). The trainer computes its cached features the same way."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"unknown test-time augmentation {tta!r}; known: {TTA_MODES}")
+    features = tower.features_from_pixels(pixels)
+    if tta == "flip":
+        mirrored = tower.features_from_pixels(pixels.flip(-1).contiguous())
+        features = ImageFeatures(
+            pooled=(features.pooled + mirrored.pooled) / 2,
+            logits=(features.logits + mirrored.logits) / 2,
+        )
+    return features
+
+
+def image_features(tower: ImageTower, images: list[Image.Image], tta: str = "none") -> ImageFeatures:
+    """pixel_features of PIL photos (the tower's own preprocessing first)."""
+    return pixel_features(tower, tower.preprocess(images), tta)
 
 
 def model_config(name: str = "lite0") -> dict[str, Any]:
@@ -146,7 +168,7 @@ class ModelRuntime:
         """Unit vectors [N, dim] of preprocessed pixels [N, 3, H, W]."""
         if pixels.shape[0] == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        features = self.image_tower.features_from_pixels(pixels)
+        features = pixel_features(self.image_tower, pixels, getattr(self.model.config, "tta", "none"))
         vectors = self.model.embed_image(features.pooled.to(self.device), features.logits.to(self.device))
         return vectors.float().cpu().numpy()
 

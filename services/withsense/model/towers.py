@@ -184,16 +184,20 @@ class ImageTower:
         self.data_config = timm.data.resolve_data_config({}, model=self.model)
         self.transform = timm.data.create_transform(**self.data_config, is_training=False)
         self._onnx: OnnxImageSession | None = None
+        self.backend = "torch"
+        self._set_backend(backend)
+
+    def _set_backend(self, backend: str) -> None:
+        self._onnx = None
         if backend == "auto":
             try:
                 if onnx_runtime_available():
                     self._onnx = OnnxImageSession(self.model, self.image_size)
             except Exception as exc:  # noqa: BLE001 - any export/runtime failure: eager still works
                 log.warning("ONNX Runtime image path unavailable (%s): using eager torch", exc)
-            backend = "onnx" if self._onnx is not None else "torch"
         elif backend == "onnx":
             self._onnx = OnnxImageSession(self.model, self.image_size)
-        self.backend = backend
+        self.backend = "onnx" if self._onnx is not None else "torch"
 
     @property
     def image_size(self) -> int:
@@ -205,10 +209,7 @@ class ImageTower:
         if backend not in IMAGE_BACKENDS:
             raise ValueError(f"unknown image backend {backend!r}; choose one of {IMAGE_BACKENDS}")
         twin = copy.copy(self)
-        twin._onnx = None
-        if backend in ("onnx", "auto") and (backend == "onnx" or onnx_runtime_available()):
-            twin._onnx = OnnxImageSession(self.model, self.image_size)
-        twin.backend = "onnx" if twin._onnx is not None else "torch"
+        twin._set_backend(backend)
         return twin
 
     def preprocess(self, images: list[Image.Image]) -> torch.Tensor:

@@ -180,11 +180,12 @@ async def run_worker(
     flight get settings.grace_seconds). A signal during the model load stops at once."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed = []
+    installed: dict[int, Any] = {}  # signal -> the handler before ours, restored at the end
     for signum in (signal.SIGTERM, signal.SIGINT):
         try:
+            previous = signal.getsignal(signum)
             loop.add_signal_handler(signum, stop.set)
-            installed.append(signum)
+            installed[signum] = previous
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
             pass
     worker: WorkerServer | None = None
@@ -205,8 +206,10 @@ async def run_worker(
         stopped.cancel()
         if worker is not None:
             await worker.stop(settings.grace_seconds)
-        for signum in installed:
+        for signum, previous in installed.items():
             loop.remove_signal_handler(signum)
+            if previous is not None:
+                signal.signal(signum, previous)
 
 
 def serve_worker(settings: WorkerSettings | None = None, model_settings: ModelSettings | None = None) -> None:

@@ -1,0 +1,201 @@
+"""Frozen tower features, cached on disk so that a second run starts in seconds.
+
+Layout under the cache folder (default ``$WITHSENSE_DATA_DIR/cache``)::
+
+    image/<timm name>-<weights sha256[:16]>/<variant>/<file sha256[:2]>/<file sha256>.npy
+    text/minilm-<weights sha256[:16]>/<text sha256[:2]>/<text sha256>.npy
+
+An image entry is the pooled features followed by the ImageNet logits (float32); ``variant`` is
+``center`` (the tower's own preprocessing) or ``flip`` (the photo mirrored left-right first).
+A text entry is the normalised MiniLM embedding. Keys are content hashes, so a renamed photo
+hits the cache and a changed tower misses it. Entries are written atomically (temp + rename).
+The towers are loaded only when something is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from withsense.model.concepts import concept_embeddings
+from withsense.model.runtime import TTA_MODES, image_features, pixel_features
+from withsense.model.towers import (
+    ImageTower,
+    TextTower,
+    image_weights_path,
+    sha256_file,
+    text_weights_path,
+)
+
+from withsense_train.data import file_sha256
+
+log = logging.getLogger(__name__)
+IMAGE_BATCH = 32
+TEXT_BATCH = 256
+
+
+def default_cache_dir() -> Path:
+    from withsense.config.model import ModelSettings
+
+    return Path(ModelSettings().data_dir) / "cache"
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", disable=not enabled or total == 0,
+                dynamic_ncols=True, leave=False)
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(path: Path) -> np.ndarray | None:
+    try:
+        return np.load(path)
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+
+
+class FeatureCache:
+    """Image and text features of one model config (towers), from disk or computed once."""
+
+    def __init__(self, model_config: dict[str, Any], cache_dir: Path | None = None, *,
+                 progress: bool = True) -> None:
+        self.model_config = model_config
+        self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        tower = model_config["image_tower"]
+        self.timm_name = tower["timm_name"]
+        self.package = tower["package"]
+        self.image_sha = sha256_file(image_weights_path(self.package))
+        self.text_sha = sha256_file(text_weights_path())
+        self.progress = progress
+        self._image_tower: ImageTower | None = None
+        self._text_tower: TextTower | None = None
+        self.computed = {"images": 0, "texts": 0}
+
+    @property
+    def image_tower(self) -> ImageTower:
+        if self._image_tower is None:
+            log.info("loading image tower %s", self.timm_name)
+            self._image_tower = ImageTower(self.timm_name, self.package)
+        return self._image_tower
+
+    @property
+    def text_tower(self) -> TextTower:
+        if self._text_tower is None:
+            log.info("loading text tower")
+            self._text_tower = TextTower()
+        return self._text_tower
+
+    def tower_descriptions(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.image_tower.describe(), self.text_tower.describe()
+
+    # --- images --------------------------------------------------------------------------
+
+    def _image_dir(self, variant: str) -> Path:
+        return self.root / "image" / f"{self.timm_name}-{self.image_sha[:16]}" / variant
+
+    def image_variant(self, paths: Sequence[Path], variant: str = "center") -> tuple[np.ndarray, np.ndarray]:
+        """(pooled [N, P], logits [N, 1000]) of one variant: 'center' or 'flip'."""
+        if variant not in ("center", "flip"):
+            raise ValueError(f"unknown image variant {variant!r}")
+        folder = self._image_dir(variant)
+        keys = [file_sha256(Path(p)) for p in paths]
+        rows: list[np.ndarray | None] = [_load(folder / k[:2] / f"{k}.npy") for k in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            bar = _progress(len(missing), f"image features ({self.timm_name}, {variant})", self.progress)
+            with bar:
+                for start in range(0, len(missing), IMAGE_BATCH):
+                    chunk = missing[start:start + IMAGE_BATCH]
+                    images = []
+                    for i in chunk:
+                        with Image.open(paths[i]) as image:
+                            images.append(image.convert("RGB"))
+                    pixels = self.image_tower.preprocess(images)
+                    if variant == "flip":  # as runtime.pixel_features mirrors them
+                        pixels = pixels.flip(-1).contiguous()
+                    feats = self.image_tower.features_from_pixels(pixels)
+                    block = torch.cat([feats.pooled, feats.logits], dim=1).numpy().astype(np.float32)
+                    for row, i in zip(block, chunk, strict=True):
+                        _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
+                        rows[i] = row
+                    bar.update(len(chunk))
+            self.computed["images"] += len(missing)
+        if not rows:
+            pooled_dim = int(self.model_config["image_tower"]["pooled_dim"])
+            return np.zeros((0, pooled_dim), np.float32), np.zeros((0, 1000), np.float32)
+        matrix = np.stack(rows)  # type: ignore[arg-type]
+        pooled_dim = matrix.shape[1] - int(self.model_config["image_tower"]["num_classes"])
+        return matrix[:, :pooled_dim], matrix[:, pooled_dim:]
+
+    def image(self, paths: Sequence[Path], tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
+        """Features as the runtime computes them with this test-time augmentation."""
+        if tta not in TTA_MODES:
+            raise ValueError(f"unknown tta {tta!r}; known: {TTA_MODES}")
+        pooled, logits = self.image_variant(paths, "center")
+        if tta == "flip":
+            flip_pooled, flip_logits = self.image_variant(paths, "flip")
+            pooled, logits = (pooled + flip_pooled) / 2, (logits + flip_logits) / 2
+        return pooled, logits
+
+    # --- texts ---------------------------------------------------------------------------
+
+    def _text_path(self, text: str) -> Path:
+        key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return self.root / "text" / f"minilm-{self.text_sha[:16]}" / key[:2] / f"{key}.npy"
+
+    def text(self, texts: Sequence[str]) -> np.ndarray:
+        """[N, 384] normalised MiniLM embeddings."""
+        paths = [self._text_path(t) for t in texts]
+        rows: list[np.ndarray | None] = [_load(p) for p in paths]
+        missing = sorted({texts[i] for i, row in enumerate(rows) if row is None})
+        if missing:
+            computed: dict[str, np.ndarray] = {}
+            bar = _progress(len(missing), "text features (MiniLM)", self.progress)
+            with bar:
+                for start in range(0, len(missing), TEXT_BATCH):
+                    chunk = missing[start:start + TEXT_BATCH]
+                    vectors = self.text_tower.encode(chunk).numpy().astype(np.float32)
+                    for text, vector in zip(chunk, vectors, strict=True):
+                        _save_atomic(self._text_path(text), vector)
+                        computed[text] = vector
+                    bar.update(len(chunk))
+            self.computed["texts"] += len(missing)
+            rows = [row if row is not None else computed[texts[i]] for i, row in enumerate(rows)]
+        if not rows:
+            return np.zeros((0, int(self.model_config["text_tower"]["dim"])), np.float32)
+        return np.stack(rows)  # type: ignore[arg-type]
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+        """The TextTower interface (for concept_embeddings), through the cache."""
+        return torch.from_numpy(self.text(texts))
+
+    def concepts(self, prompts: list[str]) -> torch.Tensor:
+        """[1000, 384] ImageNet class prompt embeddings (mean over the prompt templates)."""
+        return concept_embeddings(self, prompts)
+
+
+def image_paths(images: dict[str, Path], names: Sequence[str]) -> list[Path]:
+    return [images[name] for name in names]
+
+
+__all__ = ["FeatureCache", "default_cache_dir", "image_features", "image_paths", "pixel_features"]
