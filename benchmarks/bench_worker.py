@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -128,10 +129,11 @@ def bench_grpc_overhead(runtime: Any, repeats: int) -> list[dict[str, Any]]:
             for batch in BATCHES:
                 texts = [CAPTIONS[i % len(CAPTIONS)] + f" ({i})" for i in range(batch)]
                 request = pb.EmbedTextRequest(texts=texts)
-                times = interleaved({
-                    "in-process": lambda texts=texts: runtime.embed_texts(texts),
-                    "worker": lambda request=request: stub.EmbedText(request, timeout=60),
-                }, repeats, warmup=2)
+                text_calls: dict[str, Callable[[], Any]] = {
+                    "in-process": partial(runtime.embed_texts, texts),
+                    "worker": partial(stub.EmbedText, request, timeout=60),
+                }
+                times = interleaved(text_calls, repeats, warmup=2)
                 rows.append({"kind": "text", "batch": batch, **times})
             for batch in BATCHES:
                 images = [photos[i % len(photos)] for i in range(batch)]
@@ -142,10 +144,11 @@ def bench_grpc_overhead(runtime: Any, repeats: int) -> list[dict[str, Any]]:
                                for i, b in enumerate(images)]
                     return runtime.embed_images(decoded)
 
-                times = interleaved({
+                image_calls: dict[str, Callable[[], Any]] = {
                     "in-process": local,
-                    "worker": lambda request=request: stub.EmbedImages(request, timeout=120),
-                }, max(3, repeats - 2 if batch == 32 else repeats), warmup=1)
+                    "worker": partial(stub.EmbedImages, request, timeout=120),
+                }
+                times = interleaved(image_calls, max(3, repeats - 2 if batch == 32 else repeats))
                 rows.append({"kind": "image", "batch": batch, **times})
     finally:
         worker.close()
@@ -162,10 +165,10 @@ def bench_image_paths(runtime: Any, repeats: int, extra: bool) -> tuple[list[dic
     channels_last = tower.model  # the ImageTower's torch path
     onnx = OnnxImageSession(tower.model, tower.image_size)
     bf16 = load_timm_efficientnet(tower.timm_name, tower.weights).to(
-        memory_format=torch.channels_last, dtype=torch.bfloat16)
+        memory_format=torch.channels_last).to(torch.bfloat16)
     pixels_cl = pixels.contiguous(memory_format=torch.channels_last)
 
-    def logits_of(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def logits_of(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return model(x).float()
 
@@ -196,6 +199,32 @@ def bench_image_paths(runtime: Any, repeats: int, extra: bool) -> tuple[list[dic
         })
     flops = flops_per_image(plain, tower.image_size)
     return rows, flops
+
+
+def bench_image_end_to_end(runtime: Any, repeats: int) -> dict[str, float]:
+    """ms per photo to embed 32 JPEG photos in process (decode, preprocess, tower, head)."""
+    import copy
+
+    from withsense.model.towers import load_timm_efficientnet
+
+    photos = photo_bytes()
+    batch = [photos[i % len(photos)] for i in range(32)]
+    onnx = runtime.with_image_backend("onnx")
+    channels_last = runtime.with_image_backend("torch")
+    plain = copy.copy(channels_last)
+    plain.image_tower = copy.copy(channels_last.image_tower)
+    plain.image_tower.model = load_timm_efficientnet(plain.image_tower.timm_name,
+                                                     plain.image_tower.weights)
+    plain.image_tower.channels_last = False
+
+    def embed(rt: Any) -> Callable[[], np.ndarray]:
+        return lambda: rt.embed_images([Image.open(io.BytesIO(b)) for b in batch])
+
+    times = interleaved({"eager timm, NCHW fp32 (baseline)": embed(plain),
+                         "eager timm, channels_last fp32": embed(channels_last),
+                         "ONNX Runtime fp32 (worker default)": embed(onnx)},
+                        repeats=max(3, repeats // 3), warmup=1)
+    return {name: ms / len(batch) for name, ms in times.items()}
 
 
 def int8_session(tower: Any, pixels: torch.Tensor) -> Callable[[], torch.Tensor]:
@@ -253,7 +282,7 @@ def bench_jpeg_decode(runtime: Any, repeats: int) -> dict[str, float]:
     from withsense.config import WorkerSettings
     from withsense.worker import protocol
 
-    big = jpeg(Image.fromarray(data.astronaut()).resize((6000, 4000), Image.BICUBIC), 92)
+    big = jpeg(Image.fromarray(data.astronaut()).resize((6000, 4000), Image.Resampling.BICUBIC), 92)
     draft = protocol.draft_size_for(runtime.image_tower.image_size,
                                     float(runtime.image_tower.data_config["crop_pct"]))
     full_settings, draft_settings = WorkerSettings(jpeg_draft=False), WorkerSettings()
@@ -309,6 +338,14 @@ def main() -> None:
               f"{ms / floor_ms:.1f} | {row['max_abs_logit_diff']:.1e} | {row['top1_agree']:.0%} |")
     print(f"\nFloor: {flops / 1e9:.2f} GFLOP per photo (FlopCounterMode) / "
           f"{flop_rate / 1e9:.0f} GFLOP/s (fp32 2048^3 matmul, this run) = {floor_ms:.2f} ms per photo.")
+
+    end_to_end = bench_image_end_to_end(runtime, args.repeats)
+    print("\n## Image embedding end to end in process, 32 JPEG photos (decode, preprocess, "
+          "tower, head)\n")
+    print("| path | ms / photo | photos / s | speed-up vs eager NCHW |\n|---|---:|---:|---:|")
+    eager_ms = end_to_end["eager timm, NCHW fp32 (baseline)"]
+    for name, ms in end_to_end.items():
+        print(f"| {name} | {ms:.2f} | {1000 / ms:.0f} | {eager_ms / ms:.2f}x |")
 
     decode = bench_jpeg_decode(runtime, args.repeats)
     print("\n## Decoding + preprocessing one 6000x4000 JPEG (24 MP)\n")

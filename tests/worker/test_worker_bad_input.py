@@ -126,6 +126,7 @@ IMAGE_CASES = ["not-an-image", "gif-not-accepted", "empty-bytes", "truncated-jpe
                "too-many-images", "no-images"]
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # expected here
 @pytest.mark.parametrize("case", IMAGE_CASES)
 async def test_bad_images(limited_stub, photos, case):
     images, expected = image_cases(photos)[case]

@@ -25,6 +25,7 @@ Everything is seeded: the same data, config and seed give the same heads.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -342,7 +343,7 @@ def fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], co
                 with torch.no_grad():
                     for param, start_value in zip(head_params, init, strict=True):
                         param.sub_(config.lr * config.weight_decay * (param - start_value))
-            losses.append(float(loss))
+            losses.append(loss.item())
         metrics = validate()
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), **metrics})
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", R1=f"{metrics['R@1']:.3f}",
@@ -462,10 +463,12 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
     fit = fit_heads(prep, train_photos, val_photos, config, progress=progress)
     timings["fit"] = time.perf_counter() - step
     trained_before_calibration = {"scale": float(fit.model.scale), "bias": float(fit.model.bias)}
+    uncalibrated = copy.deepcopy(fit.model)
     calibration = calibrate_on_photos(fit.model, prep, val_photos) if config.calibrate else None
 
     step = time.perf_counter()
-    comparison = compare_on_split(prep, fit.model, train_photos, val_photos, seed=config.seed)
+    comparison = compare_on_split(prep, fit.model, train_photos, val_photos, seed=config.seed,
+                                  uncalibrated=uncalibrated)
     timings["evaluate"] = time.perf_counter() - step
     kfold = None
     if config.folds and config.folds > 1:

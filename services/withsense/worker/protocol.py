@@ -152,12 +152,13 @@ def decode_image(
         raise ValidationError(
             field, f"{field} is a truncated or corrupt {image.format} image: {exc}"
         ) from exc
+    decoded: Image.Image = image
     with contextlib.suppress(Exception):  # a broken EXIF block must not reject a good photo
         if image.getexif().get(EXIF_ORIENTATION, 1) != 1:
-            image = ImageOps.exif_transpose(image)
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return image
+            decoded = ImageOps.exif_transpose(image)
+    if decoded.mode != "RGB":
+        decoded = decoded.convert("RGB")
+    return decoded
 
 
 def parse_images(

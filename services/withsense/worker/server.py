@@ -180,7 +180,7 @@ async def run_worker(
     flight get settings.grace_seconds). A signal during the model load stops at once."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    installed: dict[int, Any] = {}  # signal -> the handler before ours, restored at the end
+    installed: dict[signal.Signals, Any] = {}  # signal -> the handler before ours, restored
     for signum in (signal.SIGTERM, signal.SIGINT):
         try:
             previous = signal.getsignal(signum)
