@@ -133,7 +133,7 @@ def bench_grpc_overhead(runtime: Any, repeats: int) -> list[dict[str, Any]]:
                     "in-process": partial(runtime.embed_texts, texts),
                     "worker": partial(stub.EmbedText, request, timeout=60),
                 }
-                times = interleaved(text_calls, repeats, warmup=2)
+                times = interleaved(text_calls, 3 * repeats, warmup=2)  # cheap: more runs
                 rows.append({"kind": "text", "batch": batch, **times})
             for batch in BATCHES:
                 images = [photos[i % len(photos)] for i in range(batch)]
@@ -148,8 +148,12 @@ def bench_grpc_overhead(runtime: Any, repeats: int) -> list[dict[str, Any]]:
                     "in-process": local,
                     "worker": partial(stub.EmbedImages, request, timeout=120),
                 }
-                times = interleaved(image_calls, max(3, repeats - 2 if batch == 32 else repeats))
+                times = interleaved(image_calls, repeats)
                 rows.append({"kind": "image", "batch": batch, **times})
+            info = pb.GetModelInfoRequest()
+            round_trip = interleaved({"info": partial(stub.GetModelInfo, info, timeout=10)},
+                                     3 * repeats, warmup=2)["info"]
+            rows.append({"kind": "round trip", "batch": 0, "in-process": 0.0, "worker": round_trip})
     finally:
         worker.close()
     return rows
@@ -228,6 +232,7 @@ def bench_image_end_to_end(runtime: Any, repeats: int) -> dict[str, float]:
 
 
 def int8_session(tower: Any, pixels: torch.Tensor) -> Callable[[], torch.Tensor]:
+    import logging
     import tempfile
     import warnings
 
@@ -246,8 +251,11 @@ def int8_session(tower: Any, pixels: torch.Tensor) -> Callable[[], torch.Tensor]
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.items, None)
 
+    root = logging.getLogger()
+    level = root.level
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        root.setLevel(logging.ERROR)  # the quantizer's advice goes to the root logger
         fp32 = os.path.join(folder, "fp32.onnx")
         int8 = os.path.join(folder, "int8.onnx")
         torch.onnx.export(tower.model.eval(), (pixels[:1],), fp32, input_names=["pixels"],
@@ -257,7 +265,9 @@ def int8_session(tower: Any, pixels: torch.Tensor) -> Callable[[], torch.Tensor]
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
+        options.log_severity_level = 3  # no per-initializer warnings
         session = onnxruntime.InferenceSession(int8, options, providers=["CPUExecutionProvider"])
+    root.setLevel(level)
     array = pixels.numpy()
     return lambda: torch.from_numpy(session.run(None, {"pixels": array})[0])
 
@@ -313,16 +323,18 @@ def main() -> None:
     load_s = time.perf_counter() - started
     print(f"# Worker benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, image backend {runtime.image_tower.backend}, "
-          f"model loaded in {load_s:.1f} s\n")
+          f"model loaded in {load_s:.1f} s, load average {os.getloadavg()[0]:.1f}\n")
 
     rows = bench_grpc_overhead(runtime, args.repeats)
     print("## Embedding through the worker (gRPC on 127.0.0.1) vs in process\n")
     print("| input | batch | in process, ms | worker, ms | worker / in process | worker, items/s |")
     print("|---|---:|---:|---:|---:|---:|")
-    for row in rows:
+    for row in rows[:-1]:
         ratio = row["worker"] / row["in-process"]
         print(f"| {row['kind']} | {row['batch']} | {row['in-process']:.1f} | {row['worker']:.1f} | "
               f"{ratio:.2f} | {1000 * row['batch'] / row['worker']:.0f} |")
+
+    print(f"\ngRPC round trip without model work (GetModelInfo): {rows[-1]['worker']:.2f} ms.")
 
     flop_rate = matmul_flops_per_second()
     paths, flops = bench_image_paths(runtime, args.repeats, args.extra)
@@ -354,7 +366,7 @@ def main() -> None:
     print(f"| draft (DCT scale, sides >= 512) | {decode['draft']:.1f} | "
           f"{decode['full'] / decode['draft']:.2f}x |")
     print(f"\nCosine between the two photos' vectors: {decode['cosine']:.4f}.")
-    print(f"\n(total {time.perf_counter() - began:.0f} s)")
+    print(f"\n(total {time.perf_counter() - began:.0f} s, load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

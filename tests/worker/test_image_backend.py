@@ -69,3 +69,18 @@ async def test_jpeg_draft_keeps_the_vector(stub, worker_runtime):
     full_decode = worker_runtime.embed_images([Image.open(io.BytesIO(photo))])
     cosine = float(vectors_of(reply)[0] @ full_decode[0])
     assert cosine > 0.99, cosine
+
+
+def test_parse_embed_images_gives_the_tower_input(worker_runtime, photos):
+    request = pb.EmbedImagesRequest(images=[photos["chelsea"], photos["coffee"]])
+    pixels = protocol.parse_embed_images(request, WorkerSettings(), worker_runtime.preprocess_image)
+    assert pixels.shape == (2, 3, 224, 224) and pixels.dtype == torch.float32
+
+
+def test_numpy_preprocessing_is_bitwise_timms(worker_runtime, photos):
+    tower = worker_runtime.image_tower
+    for data_ in photos.values():
+        image = Image.open(io.BytesIO(data_))
+        assert torch.equal(tower.transform_image(image), tower.transform(image.convert("RGB")))
+    grey = Image.fromarray(data.camera())  # mode L
+    assert torch.equal(tower.transform_image(grey), tower.transform(grey.convert("RGB")))

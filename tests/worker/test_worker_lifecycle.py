@@ -148,3 +148,17 @@ async def test_sigterm_stops_gracefully(worker_runtime):
         await asyncio.wait_for(task, 30)
         assert len((await in_flight).vectors) == 1
     assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is back
+
+
+async def test_a_bad_model_folder_fails_the_start_and_frees_the_port(tmp_path):
+    from withsense.config import ModelSettings
+    from withsense.model.artifact import ArtifactError
+    from withsense.worker.server import start_worker
+
+    port = free_port()
+    settings = WorkerSettings(**{**TEST_WORKER_SETTINGS, "port": port})
+    with pytest.raises(ArtifactError, match="config.json is missing"):
+        # ModelSettings in runtime's place is accepted (the CLI's stack passes it so).
+        await start_worker(settings, ModelSettings(model_dir=tmp_path / "no-model"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # released again

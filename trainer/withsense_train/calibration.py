@@ -1,5 +1,9 @@
 """Calibration: ``p = sigmoid(t * cos + b)`` fitted so that p means "experts judge this a match".
 
+Modes (``TrainConfig.calibration``): ``all`` weighs every judged pair alike; ``expert`` fits on
+expert pairs only; ``balanced`` weighs the expert pairs and the crowd-only pairs as two equal
+halves (crowd-only pairs are many more and mostly random, unlike the expert pairs).
+
 The label of a held-out judged pair is 1 when the expert mean score is >= 3, else (no expert
 score) when the crowd share of "yes" is >= 0.5 (``data.Judgment.label``). A logistic regression
 of the label on the cosine (Platt scaling, unregularised) gives the slope t and intercept b, which
@@ -30,6 +34,7 @@ class Calibration:
     ece_after: float   # on the same pairs (in-sample): held-out ECE is in the evaluation
     fitted: bool
     note: str = ""
+    mode: str = "all"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -46,8 +51,11 @@ def fit_platt(cosine: np.ndarray, label: np.ndarray, weight: np.ndarray | None =
 
 
 def calibrate(model: FusedModel, cosine: np.ndarray, label: np.ndarray, *,
-              expert: np.ndarray | None = None, min_matches: int = 5) -> Calibration:
+              expert: np.ndarray | None = None, weight: np.ndarray | None = None,
+              min_matches: int = 5) -> Calibration:
     """Fits t and b on held-out pairs and writes them into ``model.scale`` / ``model.bias``.
+
+    ``weight``: per-pair weights of the fit (e.g. expert pairs against crowd-only ones).
 
     With fewer than ``min_matches`` matches (or non-matches) the model is left as it is and
     the result says so.
@@ -62,7 +70,7 @@ def calibrate(model: FusedModel, cosine: np.ndarray, label: np.ndarray, *,
     if matches < min_matches or label.size - matches < min_matches:
         return Calibration(scale, bias, int(label.size), matches, expert_pairs, ece_before,
                            ece_before, False, f"too few held-out matches ({matches}) to fit")
-    new_scale, new_bias = fit_platt(cosine, label)
+    new_scale, new_bias = fit_platt(cosine, label, weight)
     if new_scale <= 0:
         return Calibration(scale, bias, int(label.size), matches, expert_pairs, ece_before,
                            ece_before, False, f"fitted slope {new_scale:.3f} <= 0: kept training's")

@@ -144,13 +144,15 @@ def train_command(args: argparse.Namespace) -> int:
     filtering = result.filtering
     print(f"legal filter: {filtering['photos_flagged']} of {filtering['photos']} photos flagged; "
           f"kept pairs: " + ", ".join(f"{k} {v['kept']}/{v['total']}" for k, v in filtering["pairs"].items()))
-    print(f"best epoch {result.best_epoch}; calibration t={result.calibration.get('scale', float('nan')):.3f} "
+    scale = result.calibration.get("scale", float("nan"))
+    print(f"best epoch {result.best_epoch}; calibration t={scale:.3f} "
           f"b={result.calibration.get('bias', float('nan')):.3f}")
     print()
     print(format_table(result.metrics, "validation split (used for early stopping and calibration)"))
     if result.kfold:
         print()
-        print(format_table(result.kfold["compliant"], f"{result.kfold['folds']}-fold by photo (held-out folds)"))
+        title = f"{result.kfold['folds']}-fold by photo (held-out folds)"
+        print(format_table(result.kfold["compliant"], title))
     print()
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     return 0
@@ -190,7 +192,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(format_table(kfold["compliant"], f"{kfold['folds']}-fold by photo, legally allowed photos"))
         if "all" in kfold:
             print()
-            print(format_table(kfold["all"], f"{kfold['folds']}-fold by photo, all photos (flagged ones evaluated only)"))
+            title = f"{kfold['folds']}-fold by photo, all photos (flagged ones evaluated only)"
+            print(format_table(kfold["all"], title))
     return 0
 
 

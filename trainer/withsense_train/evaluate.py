@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from withsense.model.artifact import load_artifact
 from withsense.model.fused import FusedModel
 from withsense.model.runtime import head_config as runtime_head_config
@@ -57,6 +56,7 @@ from withsense_train.train import (
     pair_cosines,
     prepare,
     split_photos,
+    torch_threads,
     zero_shot_model,
 )
 
@@ -84,11 +84,14 @@ def fused_outputs(model: FusedModel, prep: Prepared, photos: list[str], *, compl
     images, texts = embed(model, prep, gallery, text_rows)
     column = {row: i for i, row in enumerate(gallery)}
     positive = np.asarray([column[r] for r in photo_rows], dtype=np.int64)
-    ranks = query_ranks((texts @ images.T).numpy(), positive, gallery=GALLERY, seed=seed)
+    scores = (texts @ images.T).numpy()
+    ranks = query_ranks(scores, positive, gallery=GALLERY, seed=seed)
     judged = prep.judgments(photos, compliant=compliant, expert_only=True)
     cosine = pair_cosines(model, prep, judged["text"], judged["photo"])
-    prob = _sigmoid(float(model.scale) * cosine + float(model.bias))
-    return {"ranks": ranks, "prob": prob, "expert_mean": judged["expert_mean"]}
+    scale, bias = float(model.scale.detach()), float(model.bias.detach())
+    prob = _sigmoid(scale * cosine + bias)
+    own = _sigmoid(scale * scores[np.arange(len(positive)), positive] + bias)
+    return {"ranks": ranks, "prob": prob, "expert_mean": judged["expert_mean"], "own_prob": own}
 
 
 def baseline_outputs(baseline: FirstApproach, prep: Prepared, photos: list[str], *,
@@ -104,11 +107,19 @@ def baseline_outputs(baseline: FirstApproach, prep: Prepared, photos: list[str],
         prob = baseline.probability(prep.pooled[judged["photo"]].numpy(), prep.text[judged["text"]].numpy())
     else:
         prob = np.zeros(0)
-    return {"ranks": ranks, "prob": prob, "expert_mean": judged["expert_mean"]}
+    own = np.clip(scores[np.arange(len(positive)), positive], 0.0, 1.0)
+    return {"ranks": ranks, "prob": prob, "expert_mean": judged["expert_mean"], "own_prob": own}
 
 
 def summarise(outputs: dict[str, np.ndarray]) -> dict[str, float]:
-    return retrieval_from_ranks(outputs["ranks"]) | judgment_metrics(outputs["prob"], outputs["expert_mean"])
+    """Retrieval, judgment metrics and, for the caption-photo positives (a caption with the
+    photo it was written for), the median p and the share with p > 0.5."""
+    out = retrieval_from_ranks(outputs["ranks"]) | judgment_metrics(outputs["prob"], outputs["expert_mean"])
+    own = outputs.get("own_prob")
+    if own is not None and len(own):
+        out["own_p_median"] = float(np.median(own))
+        out["own_p_above_half"] = float(np.mean(own > 0.5))
+    return out
 
 
 def fit_first_approach(prep: Prepared, photos: list[str], *, held_out: set[str], seed: int) -> FirstApproach:
@@ -123,8 +134,15 @@ def compare_on_split(prep: Prepared, trained: FusedModel, train_photos: list[str
                      val_photos: list[str], *, seed: int = 0,
                      uncalibrated: FusedModel | None = None) -> dict[str, dict[str, float]]:
     """The three models on the validation split (compliant photos and texts)."""
+    with torch_threads(1):
+        return _compare(prep, trained, train_photos, val_photos, seed=seed, uncalibrated=uncalibrated)
+
+
+def _compare(prep: Prepared, trained: FusedModel, train_photos: list[str], val_photos: list[str],
+             *, seed: int, uncalibrated: FusedModel | None) -> dict[str, dict[str, float]]:
     baseline = fit_first_approach(prep, train_photos, held_out=set(val_photos), seed=seed)
-    models: dict[str, Any] = {FIRST_APPROACH: baseline, ZERO_SHOT: zero_shot_model(prep, prep.cache.model_config)}
+    zero = zero_shot_model(prep, prep.cache.model_config)
+    models: dict[str, Any] = {FIRST_APPROACH: baseline, ZERO_SHOT: zero}
     if uncalibrated is not None:
         models[TRAINED_UNCALIBRATED] = uncalibrated
     models[TRAINED] = trained
@@ -149,12 +167,18 @@ def kfold_evaluate(dataset: Dataset, config: TrainConfig, *, folds: int = 5,
                    progress: bool = True, include_flagged: bool = False,
                    prep: Prepared | None = None) -> dict[str, Any]:
     """K-fold by photo: train on K-1 folds' allowed photos, measure on the held-out fold."""
-    from tqdm.auto import tqdm
-
     if prep is None:
         cache = cache or FeatureCache(model_config(config.model), cache_dir, progress=progress)
         prep = prepare(dataset, cache, tta=config.tta, prompts=config.concept_prompts(),
                        include_flagged=include_flagged)
+    with torch_threads(1):
+        return _kfold(prep, config, folds=folds, progress=progress, include_flagged=include_flagged)
+
+
+def _kfold(prep: Prepared, config: TrainConfig, *, folds: int, progress: bool,
+           include_flagged: bool) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
     allowed = set(prep.filtered.photos)
     evaluated = list(prep.photos)  # with include_flagged also the flagged ones (evaluation only)
     order = sorted(evaluated)
@@ -175,7 +199,7 @@ def kfold_evaluate(dataset: Dataset, config: TrainConfig, *, folds: int = 5,
         epochs.append(fit.best_epoch)
         uncalibrated = copy.deepcopy(fit.model)
         if config.calibrate:
-            calibrate_on_photos(fit.model, prep, inner_val)
+            calibrate_on_photos(fit.model, prep, inner_val, config.calibration)
         baseline = fit_first_approach(prep, trainable, held_out=set(test), seed=config.seed)
         models: dict[str, Any] = {FIRST_APPROACH: baseline, ZERO_SHOT: zero,
                                   TRAINED_UNCALIBRATED: uncalibrated, TRAINED: fit.model}
@@ -198,7 +222,8 @@ def kfold_evaluate(dataset: Dataset, config: TrainConfig, *, folds: int = 5,
         table = {}
         for name in ROWS:
             merged = {key: np.concatenate([o[key] for o in pooled[section][name]])
-                      for key in ("ranks", "prob", "expert_mean")}
+                      for key in ("ranks", "prob", "expert_mean", "own_prob")
+                      if all(key in o for o in pooled[section][name])}
             metrics = summarise(merged)
             for column in COLUMNS:
                 metrics[f"{column}_std"] = mean_std([f[column] for f in per_fold[section][name]])[1]
@@ -286,7 +311,8 @@ def evaluate_data(data_dir: Path | str, artifact_dir: Path | None = None, *, fol
         "artifact_version": artifact.version if artifact else "zero-shot (no artifact)",
     }
     if dataset.has_test:
-        art_config = artifact.config if artifact else {"image_tower": model_config(config.model)["image_tower"]}
+        art_config = artifact.config if artifact else \
+            {"image_tower": model_config(config.model)["image_tower"]}
         cache = cache_for_artifact(art_config, cache_dir, progress)
         model = artifact.model if artifact else FusedModel(
             runtime_head_config(cache.model_config), cache.concepts(cache.model_config["concept_prompts"]))
@@ -308,7 +334,8 @@ def evaluate_data(data_dir: Path | str, artifact_dir: Path | None = None, *, fol
         val = [p for p in split if p in prep.photo_index]
         train_photos = [p for p in prep.filtered.photos if p not in set(val)]
         result["mode"] = "validation split of the artifact (used for its early stopping and calibration)"
-        result["validation_split"] = compare_on_split(prep, artifact.model, train_photos, val, seed=config.seed)
+        result["validation_split"] = compare_on_split(prep, artifact.model, train_photos, val,
+                                                      seed=config.seed)
         return result
     if folds <= 1:
         if artifact is not None and split and not same_data:
@@ -329,7 +356,8 @@ def format_table(table: dict[str, dict[str, Any]], title: str) -> str:
         for column in COLUMNS:
             value = metrics.get(column, math.nan)
             std = metrics.get(f"{column}_std")
-            text = "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+            missing = value is None or (isinstance(value, float) and math.isnan(value))
+            text = "n/a" if missing else f"{value:.3f}"
             if std is not None and isinstance(std, float) and not math.isnan(std) and text != "n/a":
                 text += f" ± {std:.3f}"
             cells.append(text)

@@ -31,7 +31,9 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,11 @@ class TrainConfig:
     hidden: int = 256  # residual_mlp width
     tta: str = "none"  # none | flip (mean of the photo's and its mirror image's features)
     prompts: str = "default"  # concept prompts: default (the model config's) | ensemble
+    pooled_sqrt: bool = True  # signed square root of the pooled features (power normalisation)
     pooled_norm: bool = True  # standardise pooled features (train-set mean and std)
+    init: str = "ridge"  # ridge: closed-form start, then SigLIP; zero_shot: identity start
+    ridge_lambda: float = 3000.0
+    ridge_concept_weight: float = 10.0
     dropout: float = 0.0
     epochs: int = 100
     batch_size: int = 256
@@ -81,11 +87,14 @@ class TrainConfig:
     init_scale: float = 10.0
     init_bias: float = -10.0
     train_text: bool = True  # text head trainable (False: frozen at identity)
+    train_image: bool = True  # image head trainable (False: frozen at its start)
+    optimizer: str = "adam"  # adam | sgd (momentum 0.9)
     judgments: str = "expert+crowd"  # soft labels: none | expert | expert+crowd
     judgment_weight: float = 1.0
     judgment_batch: int = 512
     hard_negatives: int = 0  # per caption, the hardest other training photos added to its batch
     calibrate: bool = True
+    calibration: str = "balanced"  # pairs of the fit: all | expert | balanced (see calibration.py)
     folds: int = 0  # K-fold evaluation by photo after training (0: only the validation split)
 
     def __post_init__(self) -> None:
@@ -95,6 +104,10 @@ class TrainConfig:
             raise ValueError(f"tta must be one of {TTA_MODES}, not {self.tta!r}")
         if self.prompts not in ("default", "ensemble"):
             raise ValueError(f"prompts must be 'default' or 'ensemble', not {self.prompts!r}")
+        if self.init not in ("ridge", "zero_shot"):
+            raise ValueError(f"init must be 'ridge' or 'zero_shot', not {self.init!r}")
+        if self.calibration not in CALIBRATION_MODES:
+            raise ValueError(f"calibration must be one of {CALIBRATION_MODES}, not {self.calibration!r}")
         if self.judgments not in JUDGMENT_MODES:
             raise ValueError(f"judgments must be one of {JUDGMENT_MODES}, not {self.judgments!r}")
 
@@ -150,7 +163,8 @@ class Prepared:
         source = self.filtered.judgments if compliant else self.dataset.judgments()
         rows = [j for j in source if j.image in wanted
                 and (not expert_only or j.expert_mean is not None)
-                and (exclude_caption_photos is None or j.query_id.rsplit("#", 1)[0] not in exclude_caption_photos)
+                and (exclude_caption_photos is None
+                     or j.query_id.rsplit("#", 1)[0] not in exclude_caption_photos)
                 and j.text in self.text_index and j.image in self.photo_index]
         return {
             "text": np.asarray([self.text_index[j.text] for j in rows], dtype=np.int64),
@@ -202,7 +216,8 @@ def head_config(config: TrainConfig, model_cfg: dict[str, Any]) -> HeadConfig:
         text_dim=model_cfg["text_tower"]["dim"], dim=model_cfg["dim"],
         concept_top_k=model_cfg["concept_top_k"], init_scale=config.init_scale,
         init_bias=config.init_bias, head_type=config.head, hidden=config.hidden,
-        pooled_norm=config.pooled_norm, dropout=config.dropout, tta=config.tta,
+        pooled_norm=config.pooled_norm, pooled_sqrt=config.pooled_sqrt, dropout=config.dropout,
+        tta=config.tta,
     )
 
 
@@ -239,6 +254,14 @@ def evaluate_retrieval(model: FusedModel, prep: Prepared, photos: list[str], *,
 
 
 @dataclass
+class _Best:
+    epoch: int  # 0: the starting heads; -1: the zero-shot heads (when the start was ridge)
+    score: float
+    state: dict[str, torch.Tensor]
+    metrics: dict[str, float]
+
+
+@dataclass
 class FitResult:
     model: FusedModel
     best_epoch: int
@@ -246,6 +269,20 @@ class FitResult:
     val_metrics: dict[str, float]
     zero_shot_val: dict[str, float]
     seconds: float
+
+
+@contextmanager
+def torch_threads(count: int = 1) -> Iterator[None]:
+    """Small matrices: one intra-op thread is faster than two fighting over shared cores."""
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _seed_everything(seed: int) -> torch.Generator:
@@ -258,7 +295,16 @@ def _seed_everything(seed: int) -> torch.Generator:
 def fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], config: TrainConfig,
               *, progress: bool = True, held_out: set[str] | None = None,
               desc: str = "training") -> FitResult:
-    """Trains the heads on train_photos, early-stopping on val_photos' Recall@K.
+    """Trains the heads on train_photos, early-stopping on val_photos' Recall@K (see
+    ``_fit_heads``)."""
+    with torch_threads(1):
+        return _fit_heads(prep, train_photos, val_photos, config, progress=progress,
+                          held_out=held_out, desc=desc)
+
+
+def _fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], config: TrainConfig,
+               *, progress: bool, held_out: set[str] | None, desc: str) -> FitResult:
+    """The training loop of ``fit_heads``.
 
     ``held_out``: photos whose captions must not reach training through judgments (validation
     and test photos): a judged pair is used only if its photo is a training photo and its
@@ -272,8 +318,8 @@ def fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], co
     model = FusedModel(head_config(config, model_cfg), prep.concepts)
     train_rows = np.asarray([prep.photo_index[p] for p in train_photos])
     if config.pooled_norm:
-        with torch.no_grad():
-            pooled = prep.pooled[torch.as_tensor(train_rows)]
+        with torch.no_grad():  # mean 0, std 1 at this point: the inputs before standardising
+            pooled = model.pooled_inputs(prep.pooled[torch.as_tensor(train_rows)])
             model.pooled_mean.copy_(pooled.mean(0))
             model.pooled_std.copy_(pooled.std(0).clamp_min(1e-3))
     with torch.no_grad():
@@ -281,6 +327,10 @@ def fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], co
     text_pos, photo_pos = prep.positives(train_photos)
     if text_pos.size == 0:
         raise ValueError("no caption-photo positives among the training photos")
+    zero_shot_state = _state(model)
+    if config.init == "ridge":
+        ridge_init(model, prep, train_rows, text_pos, photo_pos, concept_all,
+                   lam=config.ridge_lambda, concept_weight=config.ridge_concept_weight)
     held_out = set(val_photos) | (held_out or set())
     judged = prep.judgments(train_photos, exclude_caption_photos=held_out,
                             expert_only=config.judgments == "expert")
@@ -290,21 +340,36 @@ def fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], co
         model.text_proj.requires_grad_(False)
         if config.head == "residual_mlp":
             model.text_mlp.requires_grad_(False)
+    if not config.train_image:
+        for module in (model.concept_proj, model.pooled_proj):
+            module.requires_grad_(False)
+        if config.head == "residual_mlp":
+            model.image_mlp.requires_grad_(False)
     head_params = [p for n, p in model.named_parameters() if p.requires_grad and n not in ("scale", "bias")]
     init = [p.detach().clone() for p in head_params]
-    optimizer = torch.optim.Adam([
-        {"params": head_params, "lr": config.lr},
-        {"params": [model.scale, model.bias], "lr": config.scale_lr},
-    ])
+    groups = [{"params": head_params, "lr": config.lr},
+              {"params": [model.scale, model.bias], "lr": config.scale_lr}]
+    if config.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, momentum=0.9)
+    else:
+        optimizer = torch.optim.Adam(groups)
 
     def validate() -> dict[str, float]:
         metrics = evaluate_retrieval(model, prep, val_photos, seed=config.seed)
         metrics["recall_mean"] = recall_mean(metrics)
         return metrics
 
-    zero_shot_val = validate()
-    best = {"epoch": 0, "score": zero_shot_val["recall_mean"], "state": _state(model), "metrics": zero_shot_val}
-    history = [{"epoch": 0, "loss": math.nan, **zero_shot_val}]
+    start_val = validate()
+    best = _Best(0, start_val["recall_mean"], _state(model), start_val)
+    history = [{"epoch": 0, "loss": math.nan, **start_val}]
+    zero_shot_val = start_val
+    if config.init != "zero_shot":
+        start_state = _state(model)
+        model.load_state_dict(zero_shot_state)
+        zero_shot_val = validate()
+        model.load_state_dict(start_state)
+        if zero_shot_val["recall_mean"] > best.score:
+            best = _Best(-1, zero_shot_val["recall_mean"], zero_shot_state, zero_shot_val)
     text_pos_t, photo_pos_t = torch.as_tensor(text_pos), torch.as_tensor(photo_pos)
     hard: torch.Tensor | None = None
     bad_epochs = 0
@@ -332,8 +397,8 @@ def fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], co
                 j_text = torch.as_tensor(judged["text"])[pick]
                 j_photo = torch.as_tensor(judged["photo"])[pick]
                 j_soft = torch.as_tensor(judged["soft"])[pick]
-                j_cos = (model.embed_text(prep.text[j_text])
-                         * model.embed_image_from_concepts(prep.pooled[j_photo], concept_all[j_photo])).sum(-1)
+                j_image = model.embed_image_from_concepts(prep.pooled[j_photo], concept_all[j_photo])
+                j_cos = (model.embed_text(prep.text[j_text]) * j_image).sum(-1)
                 loss = loss + config.judgment_weight * F.binary_cross_entropy_with_logits(
                     model.scale * j_cos + model.bias, j_soft)
             optimizer.zero_grad(set_to_none=True)
@@ -348,19 +413,41 @@ def fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], co
         history.append({"epoch": epoch, "loss": float(np.mean(losses)), **metrics})
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", R1=f"{metrics['R@1']:.3f}",
                         R5=f"{metrics['R@5']:.3f}", R10=f"{metrics['R@10']:.3f}",
-                        MRR=f"{metrics['MRR']:.3f}", best=best["epoch"])
-        if metrics["recall_mean"] > best["score"] + 1e-9:
-            best = {"epoch": epoch, "score": metrics["recall_mean"], "state": _state(model), "metrics": metrics}
+                        MRR=f"{metrics['MRR']:.3f}", best=best.epoch)
+        if metrics["recall_mean"] > best.score + 1e-9:
+            best = _Best(epoch, metrics["recall_mean"], _state(model), metrics)
             bad_epochs = 0
         else:
             bad_epochs += 1
             if bad_epochs >= config.patience:
                 break
     bar.close()
-    model.load_state_dict(best["state"])
+    model.load_state_dict(best.state)
     model.eval()
-    return FitResult(model, int(best["epoch"]), history, best["metrics"], zero_shot_val,
+    return FitResult(model, best.epoch, history, best.metrics, zero_shot_val,
                      time.perf_counter() - started)
+
+
+@torch.no_grad()
+def ridge_init(model: FusedModel, prep: Prepared, train_rows: np.ndarray, text_pos: np.ndarray,
+               photo_pos: np.ndarray, concept_all: torch.Tensor, *, lam: float,
+               concept_weight: float) -> None:
+    """Closed-form start of the image head: ridge regression from [pooled inputs,
+    concept_weight * concept vector] of each training photo to the normalised mean MiniLM
+    embedding of its captions (the text head stays at identity). Strong shrinkage (lam) is
+    what keeps 500 photos from overfitting 1,664 inputs."""
+    rows = torch.as_tensor(train_rows)
+    inputs = torch.cat([model.pooled_inputs(prep.pooled[rows]), concept_weight * concept_all[rows]], 1)
+    target = torch.zeros(len(prep.photos), prep.text.shape[1], dtype=torch.float64)
+    target.index_add_(0, torch.as_tensor(photo_pos), prep.text[torch.as_tensor(text_pos)].double())
+    target = F.normalize(target[rows], dim=-1)
+    x = inputs.double()
+    gram = x.T @ x + lam * torch.eye(x.shape[1], dtype=torch.float64)
+    weights = torch.linalg.solve(gram, x.T @ target)  # [inputs, dim]
+    pooled_dim = model.config.pooled_dim
+    model.pooled_proj.weight.copy_(weights[:pooled_dim].T.float())
+    model.concept_proj.weight.copy_((concept_weight * weights[pooled_dim:]).T.float())
+    model.concept_proj.bias.zero_()
 
 
 def _state(model: FusedModel) -> dict[str, torch.Tensor]:
@@ -389,11 +476,22 @@ def pair_cosines(model: FusedModel, prep: Prepared, text_rows: np.ndarray,
     return (images * texts).sum(-1).numpy().astype(np.float64)
 
 
-def calibrate_on_photos(model: FusedModel, prep: Prepared, photos: list[str]) -> Calibration:
-    """Fits t and b on the judged pairs of these (held-out) photos."""
-    judged = prep.judgments(photos)
+CALIBRATION_MODES = ("all", "expert", "balanced")
+
+
+def calibrate_on_photos(model: FusedModel, prep: Prepared, photos: list[str],
+                        mode: str = "balanced") -> Calibration:
+    """Fits t and b on the judged pairs of these (held-out) photos (see calibration.py)."""
+    judged = prep.judgments(photos, expert_only=mode == "expert")
     cosine = pair_cosines(model, prep, judged["text"], judged["photo"])
-    return calibrate(model, cosine, judged["label"], expert=judged["expert"])
+    weight = None
+    if mode == "balanced":
+        expert = judged["expert"]
+        n_expert, n_crowd = int(expert.sum()), int((~expert).sum())
+        if n_expert and n_crowd:
+            weight = np.where(expert, 0.5 / n_expert, 0.5 / n_crowd) * len(expert)
+    result = calibrate(model, cosine, judged["label"], expert=judged["expert"], weight=weight)
+    return replace(result, mode=mode)
 
 
 # --- the whole run ---------------------------------------------------------------------------
@@ -442,7 +540,8 @@ def _tower_descriptions(cache: FeatureCache) -> tuple[dict[str, Any], dict[str, 
 
 
 def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None = None, *,
-          cache_dir: Path | None = None, progress: bool = True, dataset: Dataset | None = None) -> TrainResult:
+          cache_dir: Path | None = None, progress: bool = True,
+          dataset: Dataset | None = None) -> TrainResult:
     """Trains, calibrates, evaluates and exports the artifact to ``out_dir``."""
     from withsense_train.evaluate import compare_on_split, kfold_evaluate
 
@@ -462,9 +561,11 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
     step = time.perf_counter()
     fit = fit_heads(prep, train_photos, val_photos, config, progress=progress)
     timings["fit"] = time.perf_counter() - step
-    trained_before_calibration = {"scale": float(fit.model.scale), "bias": float(fit.model.bias)}
+    trained_before_calibration = {"scale": float(fit.model.scale.detach()),
+                                  "bias": float(fit.model.bias.detach())}
     uncalibrated = copy.deepcopy(fit.model)
-    calibration = calibrate_on_photos(fit.model, prep, val_photos) if config.calibrate else None
+    calibration = calibrate_on_photos(fit.model, prep, val_photos, config.calibration) \
+        if config.calibrate else None
 
     step = time.perf_counter()
     comparison = compare_on_split(prep, fit.model, train_photos, val_photos, seed=config.seed,

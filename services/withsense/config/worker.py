@@ -50,7 +50,7 @@ class WorkerSettings(BaseSettings):
     jpeg_draft: bool = Field(
         default=True,
         description="Decode large JPEGs at a reduced DCT scale (still at least twice the tower's "
-        "input size): a 24-megapixel photo decodes ~10x faster at a negligible change of vector.",
+        "input size): a 24-megapixel photo decodes ~6x faster, its vector unchanged (cosine 1.0000).",
     )
     decode_threads: int = Field(
         default=2, ge=1, le=64,

@@ -13,7 +13,8 @@ Head types (``HeadConfig.head_type``; every one starts as the zero-shot model ex
   [concept, pooled]; text: on minilm) whose last layer starts at zero.
 
 Options that default to the original model (so older artifacts load unchanged):
-``pooled_norm`` standardises the pooled features with stored train-set mean and std;
+``pooled_sqrt`` takes the signed square root of the pooled features first (power
+normalisation); ``pooled_norm`` standardises them with stored train-set mean and std;
 ``dropout`` (training only) drops input features; ``tta`` tells the runtime which test-time
 augmentation of the photo the heads were trained on (``none`` or ``flip``: the mean of the
 features of the photo and of its mirror image).
@@ -40,6 +41,7 @@ class HeadConfig:
     head_type: str = "linear"
     hidden: int = 512
     pooled_norm: bool = False
+    pooled_sqrt: bool = False
     dropout: float = 0.0
     tta: str = "none"
 
@@ -49,10 +51,10 @@ HEAD_TYPES = ("linear", "residual_mlp")
 
 def _mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
     """Two layers; the last starts at zero so the residual branch adds nothing at init."""
-    mlp = nn.Sequential(nn.Linear(dim_in, hidden), nn.GELU(), nn.Linear(hidden, dim_out))
-    nn.init.zeros_(mlp[2].weight)
-    nn.init.zeros_(mlp[2].bias)
-    return mlp
+    last = nn.Linear(hidden, dim_out)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.Linear(dim_in, hidden), nn.GELU(), last)
 
 
 def _identity_linear(dim_in: int, dim_out: int) -> nn.Linear:
@@ -71,6 +73,10 @@ def _zero_linear(dim_in: int, dim_out: int) -> nn.Linear:
 
 class FusedModel(nn.Module):
     """Heads: image = A·concept + W·pooled, text = B·minilm; then L2-normalised."""
+
+    concepts: torch.Tensor
+    pooled_mean: torch.Tensor  # with pooled_norm
+    pooled_std: torch.Tensor
 
     def __init__(self, config: HeadConfig, concepts: torch.Tensor) -> None:
         super().__init__()
@@ -106,11 +112,17 @@ class FusedModel(nn.Module):
     def embed_image(self, pooled: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return self.embed_image_from_concepts(pooled, self.concept_vectors(logits))
 
-    def embed_image_from_concepts(self, pooled: torch.Tensor, concept: torch.Tensor) -> torch.Tensor:
-        """The image head on precomputed concept vectors (training caches them)."""
+    def pooled_inputs(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The pooled features as the image head sees them (signed sqrt, standardised)."""
+        if self.config.pooled_sqrt:
+            pooled = pooled.sign() * pooled.abs().sqrt()
         if self.config.pooled_norm:
             pooled = (pooled - self.pooled_mean) / self.pooled_std
-        pooled = self.input_dropout(pooled)
+        return pooled
+
+    def embed_image_from_concepts(self, pooled: torch.Tensor, concept: torch.Tensor) -> torch.Tensor:
+        """The image head on precomputed concept vectors (training caches them)."""
+        pooled = self.input_dropout(self.pooled_inputs(pooled))
         joint = self.concept_proj(concept) + self.pooled_proj(pooled)
         if self.config.head_type == "residual_mlp":
             joint = joint + self.image_mlp(torch.cat([concept, pooled], dim=-1))

@@ -161,7 +161,7 @@ class ModelRuntime:
     def preprocess_image(self, image: Image.Image) -> torch.Tensor:
         """One photo's pixels [3, H, W] for embed_pixels (thread-safe: the worker runs it in
         its decode threads so the model thread only runs the network)."""
-        return self.image_tower.transform(image.convert("RGB"))
+        return self.image_tower.transform_image(image)
 
     @torch.inference_mode()
     def embed_pixels(self, pixels: torch.Tensor) -> np.ndarray:

@@ -161,18 +161,19 @@ def decode_image(
     return decoded
 
 
-def parse_images(
-    images: Sequence[bytes],
+def parse_embed_images(
+    request: pb.EmbedImagesRequest,
     settings: WorkerSettings,
     preprocess: Callable[[Image.Image], torch.Tensor],
     *,
     draft_size: int | None = None,
 ) -> torch.Tensor:
-    """Decodes, checks and preprocesses photos into the tower's input [N, 3, H, W]."""
-    check_image_count(len(images), settings)
+    """Decodes, checks and preprocesses photos into the tower's input [N, 3, H, W], one after
+    the other (the serving layer does the same per photo, in parallel threads)."""
+    check_image_count(len(request.images), settings)
     tensors = [
         preprocess(decode_image(data, index, settings, draft_size=draft_size))
-        for index, data in enumerate(images)
+        for index, data in enumerate(request.images)
     ]
     return torch.stack(tensors)
 

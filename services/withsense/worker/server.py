@@ -177,7 +177,9 @@ async def run_worker(
     on_serving: Callable[[WorkerServer], object] | None = None,
 ) -> None:
     """Serves until `stop` is set or SIGTERM/SIGINT arrives, then stops gracefully (calls in
-    flight get settings.grace_seconds). A signal during the model load stops at once."""
+    flight get settings.grace_seconds). A signal during the model load stops without ever
+    reporting SERVING (once the loading thread returns). `on_serving(worker)` is called when
+    the worker is SERVING (tests, supervisors)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: dict[signal.Signals, Any] = {}  # signal -> the handler before ours, restored

@@ -203,7 +203,13 @@ class DynamicBatcher(Generic[P, R]):
                     break
             batch = self._take()
             if batch:
-                await self._run(batch)
+                try:
+                    await self._run(batch)
+                except Exception as exc:  # noqa: BLE001 - the loop must survive any batch
+                    log.exception("%s batch failed outside the model", self.kind)
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
 
     def _take(self) -> list[_Pending[P, R]]:
         batch: list[_Pending[P, R]] = []
@@ -236,6 +242,10 @@ class DynamicBatcher(Generic[P, R]):
             results = await loop.run_in_executor(
                 self._executor, self._run_fn, [item.payload for item in batch]
             )
+            if len(results) != len(batch):
+                raise RuntimeError(
+                    f"{self.kind} batch of {len(batch)} requests gave {len(results)} results"
+                )
         except Exception as exc:  # noqa: BLE001 - handed to every request of the batch
             for item in batch:
                 if not item.future.done():
