@@ -123,3 +123,14 @@ def test_results_survive_a_gateway_restart(start_gateway, background_loop, galle
     after = search_stub(second.address).Search(request, timeout=30)
     assert [(h.image_id, h.uri) for h in after.hits] == [(h.image_id, h.uri) for h in before.hits]
     assert [h.score for h in after.hits] == pytest.approx([h.score for h in before.hits], abs=1e-6)
+
+
+@pytest.mark.parametrize("query", ["pupils in a classroom", "a first grader with a backpack"])
+def test_paraphrases_of_child_terms_are_blocked_by_meaning(indexed_gateway, query):
+    from withsense.compliance import mentions_child
+
+    assert mentions_child(query) is None  # the lexicon alone would let it through
+    _, stub = indexed_gateway
+    reply = stub.Search(pb.SearchRequest(query=query, top_k=5, region="DE"), timeout=30)
+    assert reply.blocked and not reply.hits and reply.disclaimer == DISCLAIMER
+    assert "semantic" in reply.reason

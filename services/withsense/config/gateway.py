@@ -55,10 +55,12 @@ class GatewaySettings(BaseSettings):
     )
     max_top_k: int = Field(default=100, ge=1, le=1000)
     max_query_chars: int = Field(default=1000, ge=1)
-    semantic_threshold: float = Field(
-        default=0.45, ge=-1.0, le=1.0,
-        description="Cosine to the nearest child-concept prototype above which a query is "
-        "blocked as a paraphrase of a child term (chosen on data: docs/compliance.md).",
+    semantic_threshold: float | None = Field(
+        default=None, ge=-1.0, le=1.0,
+        description="Cosine to the nearest child-concept prototype from which a query is "
+        "blocked as a paraphrase of a child term. Empty: the threshold the trainer chose on the "
+        "training captions in the model's own text space (GetModelInfo), else 0.45 (chosen the "
+        "same way for the zero-shot model: 1% of adult captions blocked).",
     )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics HTTP port; 0: off."

@@ -77,7 +77,10 @@ class SearchEngine:
             )
         self.model_version = info.model_version
         vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts())
-        self.gate.set_prototypes(vectors)
+        model_threshold = (info.semantic_child_threshold
+                           if info.HasField("semantic_child_threshold") else None)
+        threshold = self.gate.set_prototypes(vectors, model_threshold)
+        log.info("semantic child-query threshold %.3f", threshold)
 
     async def _store_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:

@@ -481,6 +481,7 @@ class WorkerServing:
             image_size=runtime.image_tower.image_size,
             image_backend=runtime.image_tower.backend,
             load_seconds=float(getattr(runtime, "load_seconds", 0.0)),
+            semantic_child_threshold=config.get("semantic_child_threshold"),
         )
 
 
