@@ -12,6 +12,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 
+def server_options(max_message_mb: int) -> list[tuple[str, int]]:
+    """Message limits set on purpose, and no port sharing: a second server on a taken port must
+    fail rather than silently split the traffic."""
+    limit = max_message_mb * 1024 * 1024
+    return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
+            ("grpc.so_reuseport", 0)]
+
+
 def add_health_and_reflection(server: grpc.aio.Server, services: Iterable[str]) -> health.aio.HealthServicer:
     """Registers grpc.health.v1 (NOT_SERVING until told) and reflection for the services."""
     names = list(services)
@@ -33,13 +41,16 @@ def bind(server: grpc.aio.Server, host: str, port: int, *, tls_cert: Path | None
          tls_key: Path | None = None) -> int:
     """Binds host:port (TLS when a certificate and key are given); returns the bound port."""
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if tls_cert is None and tls_key is None:
-        bound = server.add_insecure_port(address)
-    elif tls_cert is None or tls_key is None:
-        raise ValueError("TLS needs both WITHSENSE_TLS_CERT and WITHSENSE_TLS_KEY")
-    else:
-        credentials = grpc.ssl_server_credentials([(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())])
-        bound = server.add_secure_port(address, credentials)
+    try:
+        if tls_cert is None and tls_key is None:
+            bound = server.add_insecure_port(address)
+        elif tls_cert is None or tls_key is None:
+            raise ValueError("TLS needs both WITHSENSE_TLS_CERT and WITHSENSE_TLS_KEY")
+        else:
+            key_pair = (Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())
+            bound = server.add_secure_port(address, grpc.ssl_server_credentials([key_pair]))
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from exc
     if bound == 0:
         raise OSError(f"cannot listen on {address}: the port is taken or the address is not local")
     return bound

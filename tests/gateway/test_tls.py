@@ -7,9 +7,9 @@ import subprocess
 
 import grpc
 import pytest
+from withsense.v1 import search_pb2 as pb
 
 from tests.helpers import search_stub
-from withsense.v1 import search_pb2 as pb
 
 pytestmark = [
     pytest.mark.slow,

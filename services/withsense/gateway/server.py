@@ -14,7 +14,13 @@ from withsense.gateway.compliance_gate import ComplianceGate
 from withsense.gateway.servicer import SearchServicer
 from withsense.gateway.serving import SearchEngine
 from withsense.gateway.worker_client import WorkerClient
-from withsense.rpc import add_health_and_reflection, bind, set_serving, wait_for_signal
+from withsense.rpc import (
+    add_health_and_reflection,
+    bind,
+    server_options,
+    set_serving,
+    wait_for_signal,
+)
 from withsense.store import VectorStore, open_store
 from withsense.v1 import search_pb2, search_pb2_grpc
 
@@ -47,11 +53,8 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
                                 collection=settings.qdrant_collection, api_key=settings.qdrant_api_key)
     worker = WorkerClient(settings.worker_address, settings.worker_timeout_s)
     engine = SearchEngine(settings, store, worker, gate)
-    mb = 64 * 1024 * 1024
-    server = grpc.aio.server(
-        interceptors=[ApiKeyInterceptor(keys)] if keys else [],
-        options=[("grpc.max_receive_message_length", mb), ("grpc.max_send_message_length", mb)],
-    )
+    server = grpc.aio.server(interceptors=[ApiKeyInterceptor(keys)] if keys else [],
+                             options=server_options(max_message_mb=64))
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(engine), server)
     health = add_health_and_reflection(server, [SERVICE])
     try:

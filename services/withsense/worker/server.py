@@ -21,13 +21,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
-from grpc_reflection.v1alpha import reflection
 
 from withsense.config.model import ModelSettings
 from withsense.config.worker import WorkerSettings
-from withsense.v1 import inference_pb2, inference_pb2_grpc
+from withsense.rpc import add_health_and_reflection, bind, server_options, set_serving
+from withsense.v1 import inference_pb2_grpc
 from withsense.worker.servicer import InferenceServicer
 from withsense.worker.serving import SERVICE_NAME, Metrics, WorkerServing
 
@@ -36,16 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HEALTH_SERVICES = ("", SERVICE_NAME)
-
-
-def grpc_options(settings: WorkerSettings) -> list[tuple[str, Any]]:
-    limit = settings.max_message_mb * 1024 * 1024
-    return [
-        ("grpc.max_send_message_length", limit),
-        ("grpc.max_receive_message_length", limit),
-        ("grpc.so_reuseport", 0),  # a second worker on a taken port must fail, not share it
-    ]
 
 
 class WorkerServer:
@@ -84,26 +73,11 @@ class WorkerServer:
     async def create(cls, settings: WorkerSettings) -> WorkerServer:
         """Binds and starts the gRPC server: health NOT_SERVING, inference UNAVAILABLE."""
         serving = WorkerServing(settings)
-        server = grpc.aio.server(options=grpc_options(settings))
+        server = grpc.aio.server(options=server_options(settings.max_message_mb))
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(serving), server)
-        health = health_aio.HealthServicer()
-        for service in HEALTH_SERVICES:
-            await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        reflection.enable_server_reflection(
-            (
-                inference_pb2.DESCRIPTOR.services_by_name["InferenceService"].full_name,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        try:
-            port = server.add_insecure_port(f"{settings.host}:{settings.port}")
-        except RuntimeError as exc:
-            raise OSError(f"the worker cannot listen on {settings.host}:{settings.port}: {exc}") from exc
-        if port == 0:
-            raise OSError(f"the worker cannot listen on {settings.host}:{settings.port}")
+        health = add_health_and_reflection(server, [SERVICE_NAME])
+        await set_serving(health, [SERVICE_NAME], False)
+        port = bind(server, settings.host, settings.port)
         await server.start()
         worker = cls(settings, server, port, serving, health)
         if settings.metrics_port:
@@ -116,8 +90,7 @@ class WorkerServer:
     ) -> None:
         """Loads the model (unless given), then reports SERVING."""
         await self.serving.load(runtime, model_settings)
-        for service in HEALTH_SERVICES:
-            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        await set_serving(self.health, [SERVICE_NAME], True)
         log.info("worker serving model %s on %s", self.serving.runtime.version, self.address)  # type: ignore[union-attr]
 
     def _start_metrics_http(self) -> None:
