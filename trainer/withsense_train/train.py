@@ -75,6 +75,8 @@ class TrainConfig:
     init: str = "ridge"  # ridge: closed-form start, then SigLIP; zero_shot: identity start
     ridge_lambda: float = 3000.0
     ridge_concept_weight: float = 10.0
+    text_whiten: float = 0.02  # ridge start: text head whitens MiniLM (eigenvalue floor; 0: off)
+    text_center: bool = False  # ... and subtracts the mean caption first
     dropout: float = 0.0
     epochs: int = 100
     batch_size: int = 256
@@ -329,6 +331,9 @@ def _fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], c
         raise ValueError("no caption-photo positives among the training photos")
     zero_shot_state = _state(model)
     if config.init == "ridge":
+        if config.text_whiten > 0:
+            whiten_text_head(model, prep.text[torch.as_tensor(text_pos)], eps=config.text_whiten,
+                             center=config.text_center)
         ridge_init(model, prep, train_rows, text_pos, photo_pos, concept_all,
                    lam=config.ridge_lambda, concept_weight=config.ridge_concept_weight)
     held_out = set(val_photos) | (held_out or set())
@@ -429,17 +434,35 @@ def _fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], c
 
 
 @torch.no_grad()
+def whiten_text_head(model: FusedModel, captions: torch.Tensor, *, eps: float, center: bool) -> None:
+    """Text head start: a soft whitening of the training captions' MiniLM embeddings,
+    ``(x - mean) C^-1/2`` with C the covariance plus ``eps`` on its eigenvalues. MiniLM's caption
+    embeddings share a few dominant directions ("a man", "a dog", "outdoors"); flattening them
+    lets the finer ones (colours, counts, actions) count in the cosine."""
+    x = captions.double()
+    mean = x.mean(0)
+    centred = x - mean
+    values, vectors = torch.linalg.eigh(centred.T @ centred / len(x))
+    transform = vectors @ torch.diag((values.clamp_min(0) + eps).rsqrt()) @ vectors.T
+    transform = transform / transform.diagonal().mean()  # keep the scale near identity's
+    model.text_proj.weight.copy_(transform.T.float())
+    model.text_proj.bias.copy_((-(mean @ transform) if center else torch.zeros_like(mean)).float())
+
+
+@torch.no_grad()
 def ridge_init(model: FusedModel, prep: Prepared, train_rows: np.ndarray, text_pos: np.ndarray,
                photo_pos: np.ndarray, concept_all: torch.Tensor, *, lam: float,
                concept_weight: float) -> None:
     """Closed-form start of the image head: ridge regression from [pooled inputs,
-    concept_weight * concept vector] of each training photo to the normalised mean MiniLM
-    embedding of its captions (the text head stays at identity). Strong shrinkage (lam) is
+    concept_weight * concept vector] of each training photo to the normalised mean of its
+    captions' text vectors (through the text head as it is now). Strong shrinkage (lam) is
     what keeps 500 photos from overfitting 1,664 inputs."""
     rows = torch.as_tensor(train_rows)
     inputs = torch.cat([model.pooled_inputs(prep.pooled[rows]), concept_weight * concept_all[rows]], 1)
-    target = torch.zeros(len(prep.photos), prep.text.shape[1], dtype=torch.float64)
-    target.index_add_(0, torch.as_tensor(photo_pos), prep.text[torch.as_tensor(text_pos)].double())
+    model.eval()
+    captions = model.embed_text(prep.text[torch.as_tensor(text_pos)]).double()
+    target = torch.zeros(len(prep.photos), captions.shape[1], dtype=torch.float64)
+    target.index_add_(0, torch.as_tensor(photo_pos), captions)
     target = F.normalize(target[rows], dim=-1)
     x = inputs.double()
     gram = x.T @ x + lam * torch.eye(x.shape[1], dtype=torch.float64)

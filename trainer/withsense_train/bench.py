@@ -1,0 +1,71 @@
+"""Speed of the image towers on this machine, Lite0 against Lite2 in the same run.
+
+``python -m withsense_train.bench [--photos DIR] [--n 64] [--batch 16]`` prints photos per second
+of each tower (preprocessing included, torch eager on the CPU), with and without the flip
+test-time augmentation, and the ratio to Lite0 without it. Numbers are only comparable within
+one run (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from PIL import Image
+from withsense.model.runtime import image_features, model_config
+from withsense.model.towers import ImageTower
+
+
+def _photos(folder: Path | None, n: int) -> list[Image.Image]:
+    if folder is not None:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:n]
+        return [Image.open(p).convert("RGB") for p in files]
+    import random
+
+    from withsense_train.synthetic import _scene, draw
+
+    rng = random.Random(0)
+    return [draw(_scene(rng, 0.0), rng).resize((500, 375)) for _ in range(n)]
+
+
+def bench(photos: list[Image.Image], batch: int, repeats: int = 2) -> list[dict[str, float | str]]:
+    rows: list[dict[str, float | str]] = []
+    for name in ("lite0", "lite2"):
+        tower_cfg = model_config(name)["image_tower"]
+        tower = ImageTower(tower_cfg["timm_name"], tower_cfg["package"])
+        image_features(tower, photos[:batch])  # warm-up
+        for tta in ("none", "flip"):
+            best = float("inf")
+            for _ in range(repeats):
+                started = time.perf_counter()
+                for start in range(0, len(photos), batch):
+                    image_features(tower, photos[start:start + batch], tta)
+                best = min(best, time.perf_counter() - started)
+            rows.append({"tower": tower_cfg["timm_name"], "tta": tta,
+                         "photos_per_s": len(photos) / best, "ms_per_photo": 1000 * best / len(photos)})
+    base = float(rows[0]["photos_per_s"])
+    for row in rows:
+        row["speed_vs_lite0"] = float(row["photos_per_s"]) / base
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m withsense_train.bench", description=__doc__)
+    parser.add_argument("--photos", type=Path, help="folder of photos (default: drawn ones)")
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args(argv)
+    photos = _photos(args.photos, args.n)
+    print(f"torch threads: {torch.get_num_threads()}, {len(photos)} photos, batch {args.batch}")
+    print("| tower | TTA | photos/s | ms/photo | speed vs Lite0 |")
+    print("|---|---|---:|---:|---:|")
+    for row in bench(photos, args.batch):
+        print(f"| {row['tower']} | {row['tta']} | {row['photos_per_s']:.1f} | "
+              f"{row['ms_per_photo']:.1f} | {row['speed_vs_lite0']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
