@@ -13,11 +13,13 @@ from grpc_reflection.v1alpha import reflection
 
 
 def server_options(max_message_mb: int) -> list[tuple[str, int]]:
-    """Message limits set on purpose, and no port sharing: a second server on a taken port must
-    fail rather than silently split the traffic."""
+    """Message limits set on purpose; no port sharing (a second server on a taken port must
+    fail rather than silently split the traffic); connections recycled after 5 minutes."""
     limit = max_message_mb * 1024 * 1024
     return [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
-            ("grpc.so_reuseport", 0)]
+            ("grpc.so_reuseport", 0),
+            # Clients reconnect every few minutes, so new pods behind a Service get traffic.
+            ("grpc.max_connection_age_ms", 300_000), ("grpc.max_connection_age_grace_ms", 30_000)]
 
 
 def add_health_and_reflection(server: grpc.aio.Server, services: Iterable[str]) -> health.aio.HealthServicer:

@@ -89,8 +89,8 @@ def test_artifact_round_trip(trained_synthetic, synthetic_dataset, feature_cache
         after = loaded.model.embed_image(torch.from_numpy(pooled), torch.from_numpy(logits))
         assert torch.allclose(before, after, atol=1e-6)
         assert torch.allclose(result.model.embed_text(text), loaded.model.embed_text(text), atol=1e-6)
-    assert float(loaded.model.scale) == pytest.approx(float(result.model.scale))
-    assert float(loaded.model.bias) == pytest.approx(float(result.model.bias))
+    assert float(loaded.model.scale.detach()) == pytest.approx(float(result.model.scale.detach()))
+    assert float(loaded.model.bias.detach()) == pytest.approx(float(result.model.bias.detach()))
 
     # The serving runtime (towers + flip TTA from the artifact) gives the trainer's vectors.
     runtime = ModelRuntime(path, device="cpu")

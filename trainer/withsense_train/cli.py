@@ -50,6 +50,16 @@ _HELP = {
     "scale_lr": "learning rate of t and b",
     "weight_decay": "decoupled weight decay towards the zero-shot initialisation",
     "patience": "epochs without a better validation Recall@K before stopping",
+    "early_stopping": "keep the best validation epoch (else the last)",
+    "init": "start of the heads: ridge (closed form) or zero_shot (identity, ConSE)",
+    "ridge_lambda": "ridge shrinkage of the closed-form image head",
+    "ridge_concept_weight": "weight of the ConSE concept vector among the ridge inputs",
+    "text_whiten": "eigenvalue floor of the text head's whitening (0: identity text head)",
+    "text_center": "subtract the mean caption in the text head",
+    "pooled_sqrt": "signed square root of the pooled image features",
+    "train_image": "train the image head with SigLIP (else it keeps its start)",
+    "optimizer": "adam or sgd",
+    "calibration": "pairs of the t, b fit: expert, balanced or all",
     "val_photos": "held-out photos of the validation split",
     "seed": "seed of the split, batches and initialisation",
     "init_scale": "initial t of p = sigmoid(t cos + b)",
@@ -63,7 +73,9 @@ _HELP = {
     "folds": "K-fold evaluation by photo after training, for the model card (0: none)",
 }
 _CHOICES = {"model": ["lite0", "lite2"], "head": ["linear", "residual_mlp"], "tta": ["none", "flip"],
-            "prompts": ["default", "ensemble"], "judgments": ["none", "expert", "expert+crowd"]}
+            "prompts": ["default", "ensemble"], "judgments": ["none", "expert", "expert+crowd"],
+            "init": ["ridge", "zero_shot"], "optimizer": ["adam", "sgd"],
+            "calibration": ["expert", "balanced", "all"]}
 TRAIN_CLI_DEFAULTS = {"folds": 5}  # the command also runs the K-fold evaluation by default
 
 

@@ -8,15 +8,20 @@
 3. tower features of every photo and text, from the on-disk cache (``features.FeatureCache``);
 4. a split by photo: ``val_photos`` held-out photos (validation: early stopping, calibration),
    the rest for training;
-5. heads trained with the sigmoid (SigLIP) loss: positives are every caption whose query_id
-   names the photo (train_dataset.csv and extra/captions.txt); negatives are the other photos
-   in the batch, never a photo whose caption it is (the label matrix compares photos, so two
-   captions of one photo are both positives of it); expert and crowd judgments of training
-   photos add a soft-label term (the graded target: expert mean mapped to 0..1, else the crowd
-   share); early stopping on validation Recall@K (mean of R@1, R@5, R@10), epoch 0 being the
-   zero-shot model, so training is only kept when validation says it is better;
-6. calibration of t and b on the held-out photos' judgments (``calibration.calibrate``);
-7. the artifact: heads, calibration and a model card (data hash, filtering counts, config,
+5. the heads' start (``init="ridge"``, the default): the text head softly whitens the MiniLM
+   space of the training captions; the image head is the closed-form ridge regression from a
+   photo's [signed-sqrt, standardised pooled features, ConSE concept vector] to the mean of its
+   captions' text vectors. (``init="zero_shot"``: identity heads, i.e. the ConSE model.)
+6. heads trained with the sigmoid (SigLIP) loss (by default the text head and t, b; the image
+   head with ``train_image``): positives are every caption whose query_id names the photo
+   (train_dataset.csv and extra/captions.txt); negatives are the other photos in the batch,
+   never a photo whose caption it is (the label matrix compares photos, so two captions of one
+   photo are both positives of it); expert and crowd judgments of training photos add a
+   soft-label term (the graded target: expert mean mapped to 0..1, else the crowd share); early
+   stopping on validation Recall@K (mean of R@1, R@5, R@10) over the zero-shot heads, the start
+   and every epoch, so training is only kept when validation says it is better;
+7. calibration of t and b on the held-out photos' judgments (``calibration.calibrate``);
+8. the artifact: heads, calibration and a model card (data hash, filtering counts, config,
    metrics on the validation split next to the zero-shot model and the customer's first
    approach, and optionally K-fold metrics by photo).
 
@@ -63,12 +68,13 @@ JUDGMENT_MODES = ("none", "expert", "expert+crowd")
 
 @dataclass
 class TrainConfig:
-    """Everything that decides the heads; recorded in the model card."""
+    """Everything that decides the heads; recorded in the model card. The defaults are the
+    configuration chosen by the ablations in docs/model.md."""
 
-    model: str = "lite0"  # model config: withsense/model/configs/<model>.json (lite0, lite2)
+    model: str = "lite2"  # model config: withsense/model/configs/<model>.json (lite0, lite2)
     head: str = "linear"  # linear (identity init) | residual_mlp
     hidden: int = 256  # residual_mlp width
-    tta: str = "none"  # none | flip (mean of the photo's and its mirror image's features)
+    tta: str = "flip"  # none | flip (mean of the photo's and its mirror image's features)
     prompts: str = "default"  # concept prompts: default (the model config's) | ensemble
     pooled_sqrt: bool = True  # signed square root of the pooled features (power normalisation)
     pooled_norm: bool = True  # standardise pooled features (train-set mean and std)
@@ -78,25 +84,26 @@ class TrainConfig:
     text_whiten: float = 0.02  # ridge start: text head whitens MiniLM (eigenvalue floor; 0: off)
     text_center: bool = False  # ... and subtracts the mean caption first
     dropout: float = 0.0
-    epochs: int = 100
+    epochs: int = 30
     batch_size: int = 256
-    lr: float = 1e-3
+    lr: float = 3e-4
     scale_lr: float = 1e-2  # learning rate of t and b
-    weight_decay: float = 0.05  # decoupled, towards the zero-shot initialisation
-    patience: int = 10
+    weight_decay: float = 0.05  # decoupled, towards the starting heads
+    patience: int = 5
+    early_stopping: bool = True  # keep the best validation epoch (False: the last one)
     val_photos: int = 100
     seed: int = 0
     init_scale: float = 10.0
     init_bias: float = -10.0
-    train_text: bool = True  # text head trainable (False: frozen at identity)
-    train_image: bool = True  # image head trainable (False: frozen at its start)
+    train_text: bool = True  # text head trainable (False: frozen at its start)
+    train_image: bool = False  # image head trainable (False: frozen at its start)
     optimizer: str = "adam"  # adam | sgd (momentum 0.9)
     judgments: str = "expert+crowd"  # soft labels: none | expert | expert+crowd
     judgment_weight: float = 1.0
     judgment_batch: int = 512
     hard_negatives: int = 0  # per caption, the hardest other training photos added to its batch
     calibrate: bool = True
-    calibration: str = "balanced"  # pairs of the fit: all | expert | balanced (see calibration.py)
+    calibration: str = "expert"  # pairs of the t, b fit: expert | balanced | all (calibration.py)
     folds: int = 0  # K-fold evaluation by photo after training (0: only the validation split)
 
     def __post_init__(self) -> None:
@@ -427,6 +434,8 @@ def _fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], c
             if bad_epochs >= config.patience:
                 break
     bar.close()
+    if not config.early_stopping:
+        best = _Best(len(history) - 1, history[-1]["recall_mean"], _state(model), history[-1])
     model.load_state_dict(best.state)
     model.eval()
     return FitResult(model, best.epoch, history, best.metrics, zero_shot_val,
@@ -503,7 +512,7 @@ CALIBRATION_MODES = ("all", "expert", "balanced")
 
 
 def calibrate_on_photos(model: FusedModel, prep: Prepared, photos: list[str],
-                        mode: str = "balanced") -> Calibration:
+                        mode: str = "expert") -> Calibration:
     """Fits t and b on the judged pairs of these (held-out) photos (see calibration.py)."""
     judged = prep.judgments(photos, expert_only=mode == "expert")
     cosine = pair_cosines(model, prep, judged["text"], judged["photo"])

@@ -14,6 +14,8 @@ from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc as pb_grpc
 
 CHANNEL_OPTIONS = [
+    # With several workers behind a headless Service (dns:///worker:50052), spread the calls.
+    ("grpc.lb_policy_name", "round_robin"),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
