@@ -98,3 +98,14 @@ def test_loadtest_prints_percentiles(gateway_target):
     assert report["requests"] == 8 and report["ok"] == 8
     table = withsense("loadtest", "--target", gateway_target, "--concurrency", "2", "--duration", "1")
     assert "p99" in table.stdout
+
+
+def test_api_key_from_a_file(start_gateway, tmp_path):
+    gateway = start_gateway(api_keys=["sesame"])
+    key_file = tmp_path / "key"
+    key_file.write_text("sesame\n")
+    result = withsense("stats", "--target", gateway.address, "--api-key-file", str(key_file), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["store_backend"] == "qdrant-edge"
+    result = withsense("stats", "--target", gateway.address)
+    assert result.returncode == 1 and "UNAUTHENTICATED" in result.stderr

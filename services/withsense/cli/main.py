@@ -19,8 +19,11 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 def _client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=os.environ.get("WITHSENSE_TARGET", DEFAULT_TARGET),
                         help="gateway HOST:PORT (default %(default)s)")
-    parser.add_argument("--api-key", default=os.environ.get("WITHSENSE_API_KEY"),
-                        help="API key sent as 'authorization: Bearer KEY'")
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument("--api-key", default=os.environ.get("WITHSENSE_API_KEY"),
+                     help="API key sent as 'authorization: Bearer KEY' (or WITHSENSE_API_KEY)")
+    key.add_argument("--api-key-file", type=Path,
+                     help="read the API key from this file (a mounted secret)")
     parser.add_argument("--tls-ca", type=Path, help="CA certificate (PEM): connect with TLS")
     parser.add_argument("--json", action="store_true", help="print JSON for other programs")
 
@@ -104,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from withsense.cli import commands
 
+    if getattr(args, "api_key_file", None) is not None:
+        args.api_key = args.api_key_file.read_text().strip()
     handler = getattr(commands, f"cmd_{args.command}")
     try:
         return int(handler(args) or 0)
