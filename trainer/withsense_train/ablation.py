@@ -3,7 +3,8 @@ K-fold by photo (5 folds, legally allowed photos, 100-photo galleries), in one r
 
 ``python -m withsense_train.ablation --data ../shared/data/withsense [--seeds 0] [--only NAME]
 [--json OUT]`` prints a markdown table: the path from the quick sketch to the default config,
-then one-off changes to the default.
+then one-off changes to the default. The last column is the out-of-domain sanity check (R@1 on
+the demo gallery, ``evaluate.demo_gallery_metrics``) of the model trained on the standard split.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from withsense_train.data import load_dataset
-from withsense_train.evaluate import TRAINED, ZERO_SHOT, kfold_evaluate
+from withsense_train.evaluate import TRAINED, ZERO_SHOT, demo_gallery_metrics, kfold_evaluate
 from withsense_train.features import FeatureCache
 from withsense_train.metrics import mean_std
-from withsense_train.train import TrainConfig, prepare
+from withsense_train.train import TrainConfig, fit_heads, prepare, split_photos
 
 _SKETCH = {"model": "lite0", "tta": "none", "init": "zero_shot", "pooled_sqrt": False,
            "text_whiten": 0.0, "train_image": True, "lr": 1e-3, "epochs": 100, "patience": 10}
-_RIDGE = {"model": "lite0", "tta": "none", "pooled_sqrt": False, "text_whiten": 0.0, "epochs": 0}
+_RIDGE = {"model": "lite0", "tta": "none", "pooled_sqrt": False, "text_whiten": 0.0, "epochs": 0,
+          "ridge_prior": 0.0}
 
 # (name, overrides of TrainConfig()); the first block is cumulative.
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
@@ -33,8 +35,9 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("A4 + signed-sqrt pooled features", {**_RIDGE, "pooled_sqrt": True}),
     ("A5 + flip TTA", {**_RIDGE, "pooled_sqrt": True, "tta": "flip"}),
     ("A6 + whitened text head", {**_RIDGE, "pooled_sqrt": True, "tta": "flip", "text_whiten": 0.02}),
-    ("A7 + Lite2 tower", {"epochs": 0}),
-    ("A8 + text head SigLIP, early stopping (default)", {}),
+    ("A7 + Lite2 tower", {"epochs": 0, "ridge_prior": 0.0}),
+    ("A8 + ridge shrunk towards the zero-shot map (prior 0.2)", {"epochs": 0}),
+    ("A9 + text head SigLIP, early stopping (default)", {}),
     ("V1 Lite0 tower", {"model": "lite0"}),
     ("V2 no TTA", {"tta": "none"}),
     ("V3 no signed sqrt", {"pooled_sqrt": False}),
@@ -48,11 +51,13 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("V11 t, b init 5, -3", {"init_scale": 5.0, "init_bias": -3.0}),
     ("V12 weight decay 0.5", {"weight_decay": 0.5}),
     ("V13 ridge lambda 1000", {"ridge_lambda": 1000.0}),
+    ("V13b ridge prior 0.5", {"ridge_prior": 0.5}),
     ("V14 ridge lambda 10000", {"ridge_lambda": 10000.0}),
     ("V15 calibration on expert + crowd pairs (balanced)", {"calibration": "balanced"}),
     ("V16 calibration on all judged pairs alike", {"calibration": "all"}),
 ]
 COLUMNS = ("R@1", "R@5", "R@10", "MRR", "AUC", "tau_c", "ECE", "RMSE", "own_p_median")
+GALLERY_COLUMN = "gallery_R@1"
 
 
 def run(data: Path, seeds: list[int], only: list[str] | None = None, folds: int = 5,
@@ -78,6 +83,12 @@ def run(data: Path, seeds: list[int], only: list[str] | None = None, folds: int 
         row: dict[str, Any] = {"name": name, "overrides": overrides, "seeds": seeds,
                                "seconds": round(time.perf_counter() - started, 1),
                                "best_epochs": [r["best_epochs"] for r in per_seed]}
+        # Out-of-domain sanity: the model of the standard split on the demo gallery.
+        config = TrainConfig(**{**overrides, "seed": seeds[0]})
+        prep = preps[(config.model, config.tta, config.prompts)]
+        train_photos, val_photos = split_photos(prep.photos, config.val_photos, config.seed)
+        fit = fit_heads(prep, train_photos, val_photos, config, progress=False)
+        row["gallery"] = demo_gallery_metrics({TRAINED: fit.model}, prep.cache)[TRAINED]
         for model in (TRAINED, ZERO_SHOT):
             for column in COLUMNS:
                 values = [r["compliant"][model].get(column, float("nan")) for r in per_seed]
@@ -88,9 +99,10 @@ def run(data: Path, seeds: list[int], only: list[str] | None = None, folds: int 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| variant | " + " | ".join(COLUMNS) + " | s |", "|---|" + "---:|" * (len(COLUMNS) + 1)]
+    lines = ["| variant | " + " | ".join(COLUMNS) + f" | {GALLERY_COLUMN} | s |",
+             "|---|" + "---:|" * (len(COLUMNS) + 2)]
     for row in rows:
-        cells = [f"{row[TRAINED][c]:.3f}" for c in COLUMNS]
+        cells = [f"{row[TRAINED][c]:.3f}" for c in COLUMNS] + [f"{row['gallery']['R@1']:.2f}"]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {row['seconds']:.0f} |")
     return "\n".join(lines)
 

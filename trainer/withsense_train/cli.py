@@ -54,6 +54,7 @@ _HELP = {
     "init": "start of the heads: ridge (closed form) or zero_shot (identity, ConSE)",
     "ridge_lambda": "ridge shrinkage of the closed-form image head",
     "ridge_concept_weight": "weight of the ConSE concept vector among the ridge inputs",
+    "ridge_prior": "weight of the zero-shot map that the ridge head is shrunk towards",
     "text_whiten": "eigenvalue floor of the text head's whitening (0: identity text head)",
     "text_center": "subtract the mean caption in the text head",
     "pooled_sqrt": "signed square root of the pooled image features",
@@ -165,6 +166,11 @@ def train_command(args: argparse.Namespace) -> int:
         print()
         title = f"{result.kfold['folds']}-fold by photo (held-out folds)"
         print(format_table(result.kfold["compliant"], title))
+    gallery = result.gallery
+    print()
+    print(f"demo gallery (out of domain, {gallery['queries']} queries, {gallery['photos']} photos): "
+          + ", ".join(f"{name} R@1 {gallery[name]['R@1']:.2f} MRR {gallery[name]['MRR']:.2f}"
+                      for name in ("zero-shot", "trained")))
     print()
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in result.seconds.items()))
     return 0

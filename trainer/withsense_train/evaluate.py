@@ -286,6 +286,46 @@ def evaluate_test(dataset: Dataset, model: FusedModel, cache: FeatureCache, *,
     return out
 
 
+# Short queries of the demo gallery's photos besides their own descriptions.
+GALLERY_QUERIES = (("a cup of coffee on a table", "coffee"), ("a rocket on the launch pad", "rocket"),
+                   ("a tabby cat", "chelsea"), ("a cat", "chelsea"), ("a cup of coffee", "coffee"),
+                   ("a rocket", "rocket"), ("a horse", "horse"), ("craters on the moon", "moon"))
+
+
+def demo_gallery_metrics(models: dict[str, FusedModel], cache: FeatureCache) -> dict[str, Any]:
+    """Out-of-domain sanity check: the demo's built-in gallery (scikit-image photos: a cat, a
+    cup of coffee, a rocket, ...; Flickr8k has few such photos), each photo's description and a
+    few short queries against all gallery photos. Queries that mention a child are left out."""
+    import io
+
+    from PIL import Image
+    from withsense.compliance import mentions_child
+    from withsense.gallery import GALLERY, gallery_photos
+    from withsense.model.runtime import image_features
+
+    photos = gallery_photos()
+    names = list(photos)
+    images = [Image.open(io.BytesIO(photos[n])) for n in names]
+    queries = [(texts[0], name) for name, texts in GALLERY.items() if name in photos]
+    queries += [q for q in GALLERY_QUERIES if q[1] in photos]
+    queries = [q for q in queries if mentions_child(q[0]) is None]
+    text = torch.from_numpy(cache.text([q for q, _ in queries]))
+    positive = np.asarray([names.index(n) for _, n in queries], dtype=np.int64)
+    features: dict[str, Any] = {}
+    out: dict[str, Any] = {"photos": len(names), "queries": len(queries)}
+    for name, model in models.items():
+        tta = getattr(model.config, "tta", "none")
+        if tta not in features:
+            features[tta] = image_features(cache.image_tower, images, tta)
+        feats = features[tta]
+        with torch.no_grad():
+            vectors = model.embed_image(feats.pooled, feats.logits)
+            scores = (model.embed_text(text) @ vectors.T).numpy()
+        metrics = retrieval_metrics(scores, positive, gallery=len(names))
+        out[name] = _rounded({"R@1": metrics["R@1"], "MRR": metrics["MRR"]})
+    return out
+
+
 def cache_for_artifact(config: dict[str, Any], cache_dir: Path | None, progress: bool) -> FeatureCache:
     model_cfg = dict(model_config_for(config))
     model_cfg["concept_prompts"] = config.get("concept_prompts", model_cfg["concept_prompts"])

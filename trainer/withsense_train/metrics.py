@@ -10,7 +10,8 @@ Judgments (held-out expert pairs): ROC-AUC of p against the expert label (mean >
 tau-c of p against the expert mean score (``scipy.stats.kendalltau(variant='c')``; the published
 anchor on Flickr8K-Expert is CLIPScore's 51.2, i.e. 0.512); expected calibration error (10
 equal-width bins of p); RMSE of p against the graded target ``(mean - 1) / 3`` (the customer's
-first attempt reported RMSE); the Brier score against the label.
+first attempt reported RMSE); the Brier score against the label; and the median p of the
+expert-judged matches (with the share of them above 0.5).
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ def judgment_metrics(prob: np.ndarray, expert_mean: np.ndarray) -> dict[str, flo
     out["ECE"] = expected_calibration_error(prob, label)
     out["RMSE"] = float(np.sqrt(np.mean((prob - soft) ** 2)))
     out["Brier"] = float(np.mean((prob - label) ** 2))
+    if label.sum():
+        out["match_p_median"] = float(np.median(prob[label == 1]))  # p of expert-judged matches
+        out["match_p_above_half"] = float(np.mean(prob[label == 1] > 0.5))
     return out
 
 

@@ -81,6 +81,7 @@ class TrainConfig:
     init: str = "ridge"  # ridge: closed-form start, then SigLIP; zero_shot: identity start
     ridge_lambda: float = 3000.0
     ridge_concept_weight: float = 10.0
+    ridge_prior: float = 0.2  # shrink the ridge head towards this much of the zero-shot map
     text_whiten: float = 0.02  # ridge start: text head whitens MiniLM (eigenvalue floor; 0: off)
     text_center: bool = False  # ... and subtracts the mean caption first
     dropout: float = 0.0
@@ -342,7 +343,8 @@ def _fit_heads(prep: Prepared, train_photos: list[str], val_photos: list[str], c
             whiten_text_head(model, prep.text[torch.as_tensor(text_pos)], eps=config.text_whiten,
                              center=config.text_center)
         ridge_init(model, prep, train_rows, text_pos, photo_pos, concept_all,
-                   lam=config.ridge_lambda, concept_weight=config.ridge_concept_weight)
+                   lam=config.ridge_lambda, concept_weight=config.ridge_concept_weight,
+                   prior=config.ridge_prior)
     held_out = set(val_photos) | (held_out or set())
     judged = prep.judgments(train_photos, exclude_caption_photos=held_out,
                             expert_only=config.judgments == "expert")
@@ -461,11 +463,17 @@ def whiten_text_head(model: FusedModel, captions: torch.Tensor, *, eps: float, c
 @torch.no_grad()
 def ridge_init(model: FusedModel, prep: Prepared, train_rows: np.ndarray, text_pos: np.ndarray,
                photo_pos: np.ndarray, concept_all: torch.Tensor, *, lam: float,
-               concept_weight: float) -> None:
+               concept_weight: float, prior: float = 0.0) -> None:
     """Closed-form start of the image head: ridge regression from [pooled inputs,
     concept_weight * concept vector] of each training photo to the normalised mean of its
     captions' text vectors (through the text head as it is now). Strong shrinkage (lam) is
-    what keeps 500 photos from overfitting 1,664 inputs."""
+    what keeps 500 photos from overfitting 1,664 inputs.
+
+    The shrinkage pulls towards ``prior`` times the zero-shot map (the concept vector through
+    the text head's own transform, pooled features unused) rather than towards zero:
+    ``W = W0 + (X'X + lam I)^-1 X'(Y - X W0)``. Photos unlike the training ones (a cat, a cup of
+    coffee: Flickr8k is mostly people and dogs) then keep their ConSE meaning instead of being
+    pulled into the nearest Flickr8k caption."""
     rows = torch.as_tensor(train_rows)
     inputs = torch.cat([model.pooled_inputs(prep.pooled[rows]), concept_weight * concept_all[rows]], 1)
     model.eval()
@@ -474,9 +482,12 @@ def ridge_init(model: FusedModel, prep: Prepared, train_rows: np.ndarray, text_p
     target.index_add_(0, torch.as_tensor(photo_pos), captions)
     target = F.normalize(target[rows], dim=-1)
     x = inputs.double()
-    gram = x.T @ x + lam * torch.eye(x.shape[1], dtype=torch.float64)
-    weights = torch.linalg.solve(gram, x.T @ target)  # [inputs, dim]
     pooled_dim = model.config.pooled_dim
+    start = torch.zeros(x.shape[1], target.shape[1], dtype=torch.float64)
+    if prior:
+        start[pooled_dim:] = prior * model.text_proj.weight.T.double() / concept_weight
+    gram = x.T @ x + lam * torch.eye(x.shape[1], dtype=torch.float64)
+    weights = start + torch.linalg.solve(gram, x.T @ (target - x @ start))  # [inputs, dim]
     model.pooled_proj.weight.copy_(weights[:pooled_dim].T.float())
     model.concept_proj.weight.copy_((concept_weight * weights[pooled_dim:]).T.float())
     model.concept_proj.bias.zero_()
@@ -539,6 +550,7 @@ class TrainResult:
     filtering: dict[str, Any]
     metrics: dict[str, Any]  # validation split: trained, zero-shot, first approach
     kfold: dict[str, Any] | None
+    gallery: dict[str, Any]  # out-of-domain sanity: the demo gallery
     card: dict[str, Any]
     seconds: dict[str, float]
 
@@ -547,6 +559,7 @@ class TrainResult:
             "artifact_dir": str(self.artifact_dir), "config": asdict(self.config),
             "best_epoch": self.best_epoch, "calibration": self.calibration,
             "filtering": self.filtering, "metrics": self.metrics, "kfold": self.kfold,
+            "demo_gallery": self.gallery,
             "seconds": self.seconds, "artifact_bytes": artifact_bytes(self.artifact_dir),
         }
 
@@ -575,7 +588,7 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
           cache_dir: Path | None = None, progress: bool = True,
           dataset: Dataset | None = None) -> TrainResult:
     """Trains, calibrates, evaluates and exports the artifact to ``out_dir``."""
-    from withsense_train.evaluate import compare_on_split, kfold_evaluate
+    from withsense_train.evaluate import compare_on_split, demo_gallery_metrics, kfold_evaluate
 
     config = config or TrainConfig()
     timings: dict[str, float] = {}
@@ -602,6 +615,8 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
     step = time.perf_counter()
     comparison = compare_on_split(prep, fit.model, train_photos, val_photos, seed=config.seed,
                                   uncalibrated=uncalibrated)
+    gallery = demo_gallery_metrics(
+        {"zero-shot": zero_shot_model(prep, model_cfg), "trained": fit.model}, cache)
     timings["evaluate"] = time.perf_counter() - step
     kfold = None
     if config.folds and config.folds > 1:
@@ -628,7 +643,7 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
         },
         "validation_split": {"seed": config.seed, "photos": val_photos},
         "calibration": calibration.as_dict() if calibration else None,
-        "metrics": {"validation_split": comparison, "kfold": kfold},
+        "metrics": {"validation_split": comparison, "kfold": kfold, "demo_gallery": gallery},
         "versions": {"torch": torch.__version__, "timm": package_version("timm"),
                      "sentence-transformers": package_version("sentence-transformers"),
                      "withsense": package_version("withsense")},
@@ -642,4 +657,4 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     return TrainResult(out, fit.model, config, fit.best_epoch, fit.history,
                        calibration.as_dict() if calibration else {}, prep.filtered.report.as_dict(),
-                       comparison, kfold, card, timings)
+                       comparison, kfold, gallery, card, timings)
