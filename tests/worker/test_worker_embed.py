@@ -19,7 +19,8 @@ async def test_model_info_is_complete(stub, worker, worker_runtime):
     info = await stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=30)
     assert info.model_version == worker_runtime.version
     assert info.dim == worker_runtime.dim == 384
-    assert "tf_efficientnet_lite0" in info.image_tower
+    assert worker_runtime.image_tower.timm_name in info.image_tower
+    assert info.image_tower.startswith("tf_efficientnet_lite")
     assert "all-MiniLM-L6-v2" in info.text_tower
     assert info.scale == worker_runtime.scale and info.bias == worker_runtime.bias
     assert info.zero_shot == worker_runtime.artifact.zero_shot
@@ -32,7 +33,7 @@ async def test_model_info_is_complete(stub, worker, worker_runtime):
     assert (info.max_score_queries, info.max_score_candidates) == (
         limits.max_score_queries, limits.max_score_candidates)
     assert info.max_message_bytes == limits.max_message_mb * 2**20
-    assert info.image_size == 224 and info.image_backend in ("onnx", "torch")
+    assert info.image_size == worker_runtime.image_tower.image_size and info.image_backend in ("onnx", "torch")
 
 
 async def test_text_embeddings_are_unit_vectors_of_the_model_dim(stub, worker_runtime):
