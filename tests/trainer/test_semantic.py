@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from withsense_train.semantic import choose_semantic_threshold
 
 pytestmark = pytest.mark.slow

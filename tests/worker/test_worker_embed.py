@@ -33,7 +33,8 @@ async def test_model_info_is_complete(stub, worker, worker_runtime):
     assert (info.max_score_queries, info.max_score_candidates) == (
         limits.max_score_queries, limits.max_score_candidates)
     assert info.max_message_bytes == limits.max_message_mb * 2**20
-    assert info.image_size == worker_runtime.image_tower.image_size and info.image_backend in ("onnx", "torch")
+    assert info.image_size == worker_runtime.image_tower.image_size
+    assert info.image_backend in ("onnx", "torch")
 
 
 async def test_text_embeddings_are_unit_vectors_of_the_model_dim(stub, worker_runtime):
