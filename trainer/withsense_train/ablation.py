@@ -93,6 +93,7 @@ def run(data: Path, seeds: list[int], only: list[str] | None = None, folds: int 
             for column in COLUMNS:
                 values = [r["compliant"][model].get(column, float("nan")) for r in per_seed]
                 row.setdefault(model, {})[column] = mean_std(values)[0]
+                row.setdefault(f"{model}_per_seed", {})[column] = values
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
