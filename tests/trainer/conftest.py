@@ -27,9 +27,12 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def feature_cache_dir(request: pytest.FixtureRequest) -> Path:
+def feature_cache_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Keys are content hashes of tower weights and inputs: safe to share between runs.
-    return Path(request.config.cache.mkdir("withsense_train_features"))
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    if cache is None:
+        return tmp_path_factory.mktemp("features")
+    return Path(cache.mkdir("withsense_train_features"))
 
 
 @pytest.fixture(scope="session")

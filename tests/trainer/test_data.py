@@ -205,6 +205,7 @@ def test_synthetic_command_writes_a_valid_set(tmp_path: Path) -> None:
     assert checked.returncode == 0 and '"train_images": 12' in checked.stdout
 
 
+@pytest.mark.data
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the customer's data set is not here")
 def test_customer_data_set_is_valid() -> None:
     data = load_dataset(SHARED_DATA, check_photos=False)

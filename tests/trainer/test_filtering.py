@@ -54,6 +54,7 @@ def test_filter_counts_on_synthetic(synthetic_dataset) -> None:
     assert any("photos flagged" in line for line in report.lines())
 
 
+@pytest.mark.data
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="the customer's data set is not here")
 def test_filter_on_customer_data() -> None:
     data = load_dataset(SHARED_DATA, check_photos=False)

@@ -584,6 +584,38 @@ def _tower_descriptions(cache: FeatureCache) -> tuple[dict[str, Any], dict[str, 
     return image, text
 
 
+def record_semantic_threshold(out: Path, model: FusedModel, cache: FeatureCache,
+                              dataset: Dataset) -> dict[str, Any] | None:
+    """The gateway's semantic child-query threshold, chosen in this model's text space on the data
+    set's captions (``withsense_train.semantic``), recorded in the artifact's config.json as
+    ``semantic_child_threshold`` (with the measurement under ``semantic_child_check``). None when
+    the captions do not have both kinds."""
+    from withsense.model.artifact import CONFIG_FILE
+
+    from withsense_train.data import CAPTIONS_TXT
+    from withsense_train.semantic import choose_semantic_threshold
+
+    captions = [caption.text for caption in dataset.captions.values()]
+
+    def embed(texts: list[str]) -> np.ndarray:
+        with torch.no_grad():
+            return model.embed_text(torch.from_numpy(cache.text(texts))).numpy()
+
+    try:
+        report: dict[str, Any] = choose_semantic_threshold(embed, captions)
+    except ValueError as exc:
+        log.warning("semantic child-query threshold not chosen: %s", exc)
+        return None
+    source = Path(CAPTIONS_TXT).name if (dataset.root / CAPTIONS_TXT).is_file() else "train_dataset.csv"
+    report["captions"] = source
+    path = out / CONFIG_FILE
+    artifact_config = json.loads(path.read_text())
+    artifact_config["semantic_child_threshold"] = report["threshold"]
+    artifact_config["semantic_child_check"] = report
+    path.write_text(json.dumps(artifact_config, indent=2) + "\n")
+    return report
+
+
 def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None = None, *,
           cache_dir: Path | None = None, progress: bool = True,
           dataset: Dataset | None = None) -> TrainResult:
@@ -652,6 +684,9 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
         fit.model, Path(out_dir), name=model_cfg["name"], image_tower=image_desc,
         text_tower=text_desc, concept_prompts=prep.prompts, zero_shot=False, card=card,
     )
+    semantic = record_semantic_threshold(out, fit.model, cache, dataset)
+    if semantic is not None:
+        card["semantic_child_check"] = semantic
     timings["total"] = time.perf_counter() - started
     card["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     (out / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
