@@ -42,12 +42,13 @@ def find_photos(folder: Path) -> list[Path]:
 async def index_folder(
     stub: pb_grpc.SearchServiceStub, folder: Path, descriptions: dict[str, list[str]] | None = None,
     *, metadata: tuple = (), timeout_s: float = 3600.0,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, photos: list[Path] | None = None,
 ) -> IndexReport:
-    """Streams every photo under `folder` with its descriptions (matched by file name or by the
-    path relative to the folder); `progress(n)` is called as photos are sent."""
+    """Streams every photo under `folder` (or the given `photos` found in it) with its
+    descriptions (matched by file name or by the path relative to the folder); `progress(n)` is
+    called as photos are sent."""
     folder = Path(folder)
-    photos = find_photos(folder)
+    photos = find_photos(folder) if photos is None else photos
     descriptions = descriptions or {}
     report = IndexReport()
 

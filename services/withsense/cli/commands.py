@@ -73,12 +73,12 @@ def cmd_search(args) -> int:
 
 async def _index(args, stub_target: str | None = None) -> dict[str, Any]:
     descriptions = read_descriptions(args.descriptions) if args.descriptions else {}
-    total = len(find_photos(args.folder))
+    photos = find_photos(args.folder)
     async with client_channel(stub_target or args.target, getattr(args, "tls_ca", None)) as channel:
         stub = pb_grpc.SearchServiceStub(channel)
         with Progress(console=console, transient=True, disable=args.json) as progress:
-            task = progress.add_task(f"indexing {args.folder}", total=total)
-            report = await index_folder(stub, args.folder, descriptions,
+            task = progress.add_task(f"indexing {args.folder}", total=len(photos))
+            report = await index_folder(stub, args.folder, descriptions, photos=photos,
                                         metadata=bearer(getattr(args, "api_key", None)),
                                         progress=lambda n: progress.advance(task, n))
     return report.to_dict()

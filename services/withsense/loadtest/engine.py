@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -307,37 +308,6 @@ async def run_loadtest_async(
     )
 
 
-def run_loadtest(
-    target: str,
-    *,
-    qps: float | None,
-    concurrency: int | None,
-    duration_s: float,
-    queries: list[str],
-    top_k: int = 10,
-    region: str = "",
-    api_key: str | None = None,
-    timeout_s: float = 5.0,
-    max_requests: int | None = None,
-    channels: int = 4,
-    tls: bool = False,
-    warmup_requests: int = 0,
-) -> LoadReport:
-    """Blocking form of `run_loadtest_async` (runs its own event loop)."""
-    return asyncio.run(
-        run_loadtest_async(
-            target,
-            qps=qps,
-            concurrency=concurrency,
-            duration_s=duration_s,
-            queries=queries,
-            top_k=top_k,
-            region=region,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            max_requests=max_requests,
-            channels=channels,
-            tls=tls,
-            warmup_requests=warmup_requests,
-        )
-    )
+def run_loadtest(target: str, **options: Any) -> LoadReport:
+    """Blocking form of `run_loadtest_async` (runs its own event loop); same options."""
+    return asyncio.run(run_loadtest_async(target, **options))
