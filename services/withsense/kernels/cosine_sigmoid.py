@@ -17,6 +17,16 @@ import torch
 import triton
 import triton.language as tl
 
+# Launch parameters per input dtype, from a sweep on an H200 at N = 1M, D = 384
+# (docs/benchmarks.md, "The Triton kernel on a GPU"). fp32 rows are twice the bytes: smaller
+# blocks with more warps keep more loads in flight (0.64 -> 0.90 of the copy floor); fp16 is
+# best at the original 64 x 128 with 4 warps (0.83).
+LAUNCH = {
+    torch.float32: {"block_n": 32, "block_d": 128, "num_warps": 16},
+    torch.float16: {"block_n": 64, "block_d": 128, "num_warps": 4},
+}
+DEFAULT_LAUNCH = LAUNCH[torch.float32]
+
 
 @triton.jit
 def _cosine_sigmoid_kernel(
@@ -71,11 +81,19 @@ def cosine_sigmoid_triton(
     scale: float,
     bias: float,
     *,
-    block_n: int = 64,
-    block_d: int = 128,
+    block_n: int | None = None,
+    block_d: int | None = None,
+    num_warps: int | None = None,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Launches the kernel; inputs on one device (CUDA, or CPU under TRITON_INTERPRET=1)."""
+    """Launches the kernel; inputs on one device (CUDA, or CPU under TRITON_INTERPRET=1).
+
+    Block sizes and warps default to the measured best for the candidates' dtype (``LAUNCH``).
+    """
+    launch = LAUNCH.get(candidates.dtype, DEFAULT_LAUNCH)
+    block_n = block_n or launch["block_n"]
+    block_d = block_d or launch["block_d"]
+    num_warps = num_warps or launch["num_warps"]
     n_candidates, dim = candidates.shape
     n_queries = queries.shape[0]
     if out is None:
@@ -92,6 +110,6 @@ def cosine_sigmoid_triton(
         n_candidates, n_queries, dim,
         queries.stride(0), candidates.stride(0),
         float(scale), float(bias),
-        SEARCH_STEPS=search_steps, BLOCK_N=block_n, BLOCK_D=block_d,
+        SEARCH_STEPS=search_steps, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=num_warps,
     )
     return out
