@@ -1,6 +1,6 @@
 """Sweeps the cosine-sigmoid kernel's launch parameters at N = 1M, D = 384 (fp32, fp16) on a GPU.
 
-    python scripts/gpu_sweep.py     # CUDA only; about 2 minutes on an H200
+    python benchmarks/gpu_sweep.py     # CUDA only; about 2 minutes on an H200
 
 Prints the 12 fastest (BLOCK_N, BLOCK_D, warps, stages) per dtype with their share of the
 device-to-device copy floor measured in the same run, and the original launch (64, 128, 4 warps,
