@@ -30,7 +30,10 @@ def _client_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="withsense", description=__doc__)
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
+    parser.add_argument("--log-level", type=str.upper,
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                        help="process log level (WITHSENSE_LOG_LEVEL; default INFO for `serve`, "
+                        "WARNING otherwise); the compliance audit log is written at every level")
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="start worker + gateway, index a gallery, run sample queries")
@@ -101,10 +104,28 @@ def _add_loadtest_command(sub) -> None:
     loadtest.add_argument("--json", action="store_true")
 
 
+def log_level(args: argparse.Namespace) -> str:
+    """--log-level, else WITHSENSE_LOG_LEVEL, else INFO for servers and WARNING for clients."""
+    from withsense.config.logging import CLIENT_LOG_LEVEL, SERVER_LOG_LEVEL, LoggingSettings
+
+    if args.log_level:
+        return args.log_level
+    configured = LoggingSettings().log_level
+    if configured:
+        return configured
+    return SERVER_LOG_LEVEL if args.command == "serve" else CLIENT_LOG_LEVEL
+
+
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        level = log_level(args)
+    except ValidationError as error:
+        print(f"withsense: error: WITHSENSE_LOG_LEVEL: {error.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from withsense.cli import commands
 
     if getattr(args, "api_key_file", None) is not None:
