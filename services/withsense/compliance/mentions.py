@@ -187,6 +187,11 @@ def semantic_text(text: str) -> str:
     return " ".join(token for i, token in enumerate(tokens) if i not in drop)
 
 
+def terms_as_written(text: str) -> list[str]:
+    """The child terms of the text as written, no disguise undone (the earlier lexicon check)."""
+    return [term for term, _ in _terms_in(tokenise(text))]
+
+
 def is_term_token(token: str) -> bool:
     """Does this one (normalised) token name a child term by itself?"""
     return _token_term(token, lemmas(token)) is not None
@@ -197,7 +202,7 @@ def child_mention_rules(text: str) -> tuple[tuple[str, str], ...]:
     """Every child term in ``text``, in order, without repeats, each with the rule that found it:
     "" for the text as written, else the disguise undone to find it ("leet", "confusable",
     "spacing", "translit", "misspelling", joined by "+"; see ``canonical``)."""
-    found = {term: "" for term, _ in _terms_in(tokenise(text))}
+    found = dict.fromkeys(terms_as_written(text), "")
     canonical = canonical_tokens(text, is_term_token)
     for term, i in _terms_in([token.text for token in canonical]):
         if term not in found:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from withsense.compliance.mentions import child_mention_rules
+from withsense.compliance.mentions import terms_as_written
 from withsense.compliance.policy import PolicyDecision, QueryPolicy
 from withsense.compliance.semantic import CHILD_PROTOTYPE_TEXTS, SemanticChildCheck
 
@@ -100,7 +100,7 @@ def lexicon_as_written(texts: Sequence[str]) -> list[PolicyDecision]:
     """Baseline: the lexicon on the text as written, no disguise undone."""
     out = []
     for text in texts:
-        plain = [term for term, disguise in child_mention_rules(text) if not disguise]
+        plain = terms_as_written(text)
         out.append(PolicyDecision(True, "lexicon:child", plain[0]) if plain
                    else PolicyDecision(False, "allowed"))
     return out
@@ -112,15 +112,18 @@ def lexicon_policy(texts: Sequence[str]) -> list[PolicyDecision]:
     return [policy.check(text) for text in texts]
 
 
-def semantic_policy(embed: Callable[[list[str]], np.ndarray], threshold: float) -> Decide:
+def semantic_policy(embed: Callable[[list[str]], np.ndarray], threshold: float, *,
+                    prototypes: Sequence[str] = CHILD_PROTOTYPE_TEXTS,
+                    judge_semantic_text: bool = True) -> Decide:
     """The gateway's whole query policy: the lexicon, then the semantic check in ``embed``'s space
-    with the child prototypes and ``threshold``."""
-    check = SemanticChildCheck(embed(list(CHILD_PROTOTYPE_TEXTS)), threshold,
-                               labels=CHILD_PROTOTYPE_TEXTS)
+    with the child prototypes and ``threshold`` (judging ``semantic_text`` of each query, as the
+    gateway does, unless ``judge_semantic_text`` is off: the earlier behaviour)."""
+    check = SemanticChildCheck(embed(list(prototypes)), threshold, labels=list(prototypes))
     policy = QueryPolicy(semantic=check)
 
     def decide(texts: Sequence[str]) -> list[PolicyDecision]:
-        vectors = embed([policy.semantic_text(text) for text in texts])
+        judged = [policy.semantic_text(t) if judge_semantic_text else t for t in texts]
+        vectors = embed(judged)
         return [policy.check(text, vector) for text, vector in zip(texts, vectors, strict=True)]
 
     return decide
