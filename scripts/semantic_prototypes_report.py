@@ -20,9 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CAPTIONS = ROOT.parent.parent / "shared" / "data" / "withsense" / "extra" / "captions.txt"
 MAX_FALSE_BLOCK_RATE = 0.01
 
-# A variant without the two prototypes that pull generic scenes ("two dogs playing" ->
-# "small children playing together", "college students in a library" -> "kids at school").
-SPECIFIC_PROTOTYPES_DROP = ("small children playing together", "kids at school")
+# The prototypes before this comparison: two generic scenes pulled innocent queries ("two dogs
+# playing" -> "small children playing together", "college students in a library" -> "kids at
+# school"); the current set words them as scenes of children.
+REWORDED = {"a group of small children playing": "small children playing together",
+            "schoolchildren in a classroom": "kids at school"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     adult_masked = embed([semantic_text(c) for c in adult])
     queries = [q for q in load_labelled(ROOT / "tests/compliance/data/queries_en.tsv")]
 
+    earlier = [REWORDED.get(p, p) for p in CHILD_PROTOTYPE_TEXTS]
     variants = {
-        "shipped prototypes, query as typed": (list(CHILD_PROTOTYPE_TEXTS), False),
-        "shipped prototypes, semantic_text": (list(CHILD_PROTOTYPE_TEXTS), True),
-        "without 2 generic prototypes, semantic_text": (
-            [p for p in CHILD_PROTOTYPE_TEXTS if p not in SPECIFIC_PROTOTYPES_DROP], True),
+        "earlier prototypes, query as typed": (earlier, False),
+        "earlier prototypes, semantic_text": (earlier, True),
+        "earlier without its 2 generic prototypes, semantic_text": (
+            [p for p in earlier if p not in REWORDED.values()], True),
+        "current prototypes (2 reworded), semantic_text": (list(CHILD_PROTOTYPE_TEXTS), True),
     }
     rows = []
     for name, (prototypes, masked) in variants.items():
