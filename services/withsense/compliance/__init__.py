@@ -14,7 +14,7 @@ restricted region, and no query about children is answered there.
 """
 
 from withsense.compliance.audit import AUDIT_LOGGER, audit_log, audit_record, query_hash
-from withsense.compliance.flags import NOT_FLAGGED, ImageFlags, flag_image
+from withsense.compliance.flags import ImageFlags, flag_image
 from withsense.compliance.mentions import (
     child_mention_rules,
     child_mentions,
@@ -38,7 +38,6 @@ __all__ = [
     "CHILD_PROTOTYPE_TEXTS",
     "DISCLAIMER",
     "ISO_3166_ALPHA2",
-    "NOT_FLAGGED",
     "ImageFlags",
     "PolicyDecision",
     "QueryPolicy",

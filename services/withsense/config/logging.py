@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LOG_LEVELS: tuple[str, ...] = LogLevel.__args__
 # Servers log their start, thresholds and failures at INFO; client commands print their own
 # results and only need warnings. The compliance audit log ignores both (see
 # withsense.compliance.audit).
