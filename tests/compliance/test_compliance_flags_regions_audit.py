@@ -1,18 +1,11 @@
-"""Image flags, region rules and the audit log."""
-
-import json
-import logging
+"""Image flags and region rules (the audit log: test_audit_log.py)."""
 
 import pytest
 from withsense.compliance import (
-    AUDIT_LOGGER,
     ISO_3166_ALPHA2,
     ImageFlags,
-    PolicyDecision,
     RegionRules,
-    audit_log,
     flag_image,
-    query_hash,
 )
 
 
@@ -97,31 +90,3 @@ def test_nothing_restricted() -> None:
 def test_bad_config_names_the_entry(bad: str) -> None:
     with pytest.raises(ValueError, match="restricted regions"):
         RegionRules(["DE", bad])
-
-
-def test_audit_line_is_json_without_the_raw_query(caplog: pytest.LogCaptureFixture) -> None:
-    query = "a boy at the beach"
-    decision = PolicyDecision(blocked=True, rule="lexicon:child", matched="boy")
-    with caplog.at_level(logging.INFO, logger=AUDIT_LOGGER):
-        audit_log("query", decision=decision, region="DE", query=query, image_id=None)
-    records = [r for r in caplog.records if r.name == AUDIT_LOGGER]
-    assert len(records) == 1
-    line = records[0].getMessage()
-    assert "\n" not in line and query not in line
-    record = json.loads(line)
-    assert record["event"] == "query"
-    assert record["decision"] == "blocked"
-    assert record["rule"] == "lexicon:child"
-    assert record["matched"] == "boy"
-    assert record["region"] == "DE"
-    assert record["query_sha256"] == query_hash(query) and len(query_hash(query)) == 16
-    assert record["query_len"] == len(query)
-    assert record["image_id"] is None and "ts" in record
-
-
-def test_audit_handles_unicode_and_odd_values(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger=AUDIT_LOGGER):
-        audit_log("withheld", image_id="img\n1", reasons=("description 0 mentions 'сын'",))
-    record = json.loads(caplog.records[-1].getMessage())
-    assert record["reasons"] == ["description 0 mentions 'сын'"]
-    assert record["image_id"] == "img\n1"

@@ -200,8 +200,9 @@ def test_compose_stack_is_consistent() -> None:
     assert env["WITHSENSE_QDRANT_URL"] == "http://qdrant:6333"
     assert env["WITHSENSE_WORKER_ADDRESS"] == "worker:50052"
     assert env["WITHSENSE_API_KEYS_FILE"] == "/run/secrets/withsense_api_keys"
-    assert services["gateway"]["secrets"] == ["withsense_api_keys"]
-    assert "withsense_api_keys" in compose["secrets"]
+    assert env["WITHSENSE_AUDIT_SALT_FILE"] == "/run/secrets/withsense_audit_salt"
+    assert services["gateway"]["secrets"] == ["withsense_api_keys", "withsense_audit_salt"]
+    assert {"withsense_api_keys", "withsense_audit_salt"} <= set(compose["secrets"])
     for service, condition in services["gateway"]["depends_on"].items():
         assert condition == {"condition": "service_healthy"}, service
 

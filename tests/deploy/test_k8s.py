@@ -379,7 +379,6 @@ def test_config_comes_from_a_configmap_and_api_keys_from_a_mounted_secret(
     name: str, rendered: dict[str, list[Doc]]
 ) -> None:
     docs = rendered[name]
-    configmaps = configmaps_of(docs)
     gateway = find(docs, "Deployment", "gateway")
     pod = pod_spec(gateway)
     (c,) = [c for c in pod["containers"] if c["name"] == "gateway"]
@@ -387,14 +386,31 @@ def test_config_comes_from_a_configmap_and_api_keys_from_a_mounted_secret(
     assert not any(e["name"] == "WITHSENSE_API_KEYS" for e in c.get("env") or []), (
         "API keys must come from the mounted secret file, not the pod spec"
     )
-    keys_file = env_value(c, "WITHSENSE_API_KEYS_FILE", configmaps)
-    assert keys_file, "WITHSENSE_API_KEYS_FILE is not set"
+    assert_file_from_mounted_secret(docs, pod, c, "WITHSENSE_API_KEYS_FILE")
+
+
+def assert_file_from_mounted_secret(docs: list[Doc], pod: Doc, container: Doc, variable: str) -> None:
+    """The file a *_FILE variable names lies in a read-only mounted Secret that holds that key."""
+    path = env_value(container, variable, configmaps_of(docs))
+    assert path, f"{variable} is not set"
     volumes = {v["name"]: v for v in pod["volumes"]}
-    mount = next(m for m in c["volumeMounts"] if keys_file.startswith(m["mountPath"] + "/"))
+    mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
     secret = volumes[mount["name"]]["secret"]
     assert mount.get("readOnly") is True
     (data,) = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == secret["secretName"]]
-    assert keys_file[len(mount["mountPath"]) + 1:] in data["data"]
+    assert path[len(mount["mountPath"]) + 1:] in data["data"]
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_audit_salt_from_a_mounted_secret_and_servers_log_at_info(
+    name: str, rendered: dict[str, list[Doc]]
+) -> None:
+    docs = rendered[name]
+    configmaps = configmaps_of(docs)
+    pod = pod_spec(find(docs, "Deployment", "gateway"))
+    (c,) = [c for c in pod["containers"] if c["name"] == "gateway"]
+    assert env_value(c, "WITHSENSE_LOG_LEVEL", configmaps) == "INFO"
+    assert_file_from_mounted_secret(docs, pod, c, "WITHSENSE_AUDIT_SALT_FILE")
 
 
 # --------------------------------------------------------------------------- dev

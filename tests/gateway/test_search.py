@@ -134,3 +134,24 @@ def test_paraphrases_of_child_terms_are_blocked_by_meaning(indexed_gateway, quer
     reply = stub.Search(pb.SearchRequest(query=query, top_k=5, region="DE"), timeout=30)
     assert reply.blocked and not reply.hits and reply.disclaimer == DISCLAIMER
     assert "semantic" in reply.reason
+
+
+@pytest.mark.parametrize(("query", "rule"), [
+    ("k1ds playing in a park", "lexicon:child(leet)"),
+    ("c h i l d on a swing", "lexicon:child(spacing)"),
+    ("сhild on a swing", "lexicon:child(confusable)"),
+    ("todler walking", "lexicon:child(misspelling)"),
+    ("malchik na velosipede", "lexicon:child(translit)"),
+])
+def test_disguised_child_queries_are_blocked_with_the_rule(indexed_gateway, query, rule):
+    _, stub = indexed_gateway
+    reply = stub.Search(pb.SearchRequest(query=query, top_k=5, region="DE"), timeout=30)
+    assert reply.blocked and not reply.hits and f"blocked by {rule};" in reply.reason
+
+
+def test_phrases_that_only_look_like_child_terms_are_served(indexed_gateway):
+    _, stub = indexed_gateway
+    for query in ["Billy the Kid", "childhood home", "a baby blue car", "a kid glove",
+                  "a young man climbing"]:
+        reply = stub.Search(pb.SearchRequest(query=query, top_k=3, region="DE"), timeout=30)
+        assert not reply.blocked and reply.hits, (query, reply.reason)

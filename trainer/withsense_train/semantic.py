@@ -23,6 +23,7 @@ from withsense.compliance import (
     SemanticChildCheck,
     choose_threshold,
     mentions_child,
+    semantic_text,
     threshold_report,
 )
 
@@ -44,7 +45,8 @@ def choose_semantic_threshold(
         raise ValueError("need captions both with and without child terms to choose a threshold")
     check = SemanticChildCheck(embed_texts(list(CHILD_PROTOTYPE_TEXTS)), threshold=1.0)
     child_sims = check.similarities(embed_texts(child))
-    adult_sims = check.similarities(embed_texts(adult))
+    # Judged as the gateway judges queries: without words the lexicon knows are no child.
+    adult_sims = check.similarities(embed_texts([semantic_text(c) for c in adult]))
     threshold = choose_threshold(child_sims, adult_sims, max_false_block_rate)
     report = threshold_report(child_sims, adult_sims, threshold)
     report["max_false_block_rate"] = max_false_block_rate

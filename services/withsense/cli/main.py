@@ -15,8 +15,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from withsense.config.logging import LOG_LEVELS
+
 DEFAULT_TARGET = "127.0.0.1:50051"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -123,8 +124,10 @@ def _add_loadtest(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="withsense", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--log-level", default="WARNING", type=_log_level,
-                        help=f"{', '.join(LOG_LEVELS)} (default %(default)s)")
+    parser.add_argument("--log-level", type=_log_level,
+                        help=f"{', '.join(LOG_LEVELS)} (WITHSENSE_LOG_LEVEL; default INFO for "
+                        "`serve`, WARNING otherwise); the compliance audit log is written at "
+                        "every level")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_demo(sub)
     _add_serve(sub)
@@ -134,9 +137,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_level(args: argparse.Namespace) -> str:
+    """--log-level, else WITHSENSE_LOG_LEVEL, else INFO for servers and WARNING for clients."""
+    from withsense.config.logging import CLIENT_LOG_LEVEL, SERVER_LOG_LEVEL, LoggingSettings
+
+    if args.log_level:
+        return args.log_level
+    configured = LoggingSettings().log_level
+    if configured:
+        return configured
+    return SERVER_LOG_LEVEL if args.command == "serve" else CLIENT_LOG_LEVEL
+
+
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        level = log_level(args)
+    except ValidationError as error:
+        print(f"withsense: error: WITHSENSE_LOG_LEVEL: {error.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -1,7 +1,10 @@
 """Compliance: no photo that shows or describes a child (anyone under 16) is served in a
 restricted region, and no query about children is answered there.
 
-- ``mentions_child`` / ``child_mentions``: the lexicon check on one text (English, Russian).
+- ``mentions_child`` / ``child_mentions``: the lexicon check on one text (English, Russian),
+  on the text as written and with its disguises undone (``canonical``: leetspeak, look-alike
+  letters, spacing, transliteration, misspellings); ``child_mention_rules`` says which.
+- ``semantic_text``: the query as the semantic check judges it (non-person senses removed).
 - ``QueryPolicy`` / ``PolicyDecision``: may a query be served (lexicon, then semantic check).
 - ``SemanticChildCheck``, ``CHILD_PROTOTYPE_TEXTS``, ``choose_threshold``: the semantic check.
 - ``flag_image`` / ``ImageFlags``: the ``minor`` flag of a photo, from its descriptions.
@@ -12,7 +15,12 @@ restricted region, and no query about children is answered there.
 
 from withsense.compliance.audit import AUDIT_LOGGER, audit_log, audit_record, query_hash
 from withsense.compliance.flags import ImageFlags, flag_image
-from withsense.compliance.mentions import child_mentions, mentions_child
+from withsense.compliance.mentions import (
+    child_mention_rules,
+    child_mentions,
+    mentions_child,
+    semantic_text,
+)
 from withsense.compliance.policy import ALLOWED, PolicyDecision, QueryPolicy
 from withsense.compliance.regions import ISO_3166_ALPHA2, RegionRules, normalise_region
 from withsense.compliance.semantic import (
@@ -37,6 +45,7 @@ __all__ = [
     "SemanticChildCheck",
     "audit_log",
     "audit_record",
+    "child_mention_rules",
     "child_mentions",
     "choose_threshold",
     "flag_image",
@@ -45,6 +54,7 @@ __all__ = [
     "normalise",
     "normalise_region",
     "query_hash",
+    "semantic_text",
     "threshold_report",
     "tokenise",
 ]

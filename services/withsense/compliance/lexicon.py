@@ -15,7 +15,12 @@ break the law):
   babysitter is there for a child).
 - "young", "little", "small", "юный", "маленький" alone are not terms ("a young man", "a little
   dog"); "little one(s)", "young one(s)" and "little league" are (``PHRASES``).
-- "youth" is a term ("youth football" shows children); "youth hostel" is a tolerated false block.
+- "youth" is a term ("youth football" shows children); "youth hostel" and "fountain of youth" are
+  not (``NEUTRAL_PHRASES``).
+- Idioms, colours, materials and proper names that only look like child terms are listed in
+  ``NEUTRAL_PHRASES`` ("baby blue", "kid gloves", "Billy the Kid", "childhood home"); a phrase
+  goes there only when it cannot describe a child ("childhood photos", "baby steps", "the karate
+  kid", "baby shower" stay blocked: a doubtful phrase is withheld).
 - "family", "student", "pupil", "ученик" are not terms (adults, or an eye); the semantic check is
   there for such paraphrases.
 - "детский" (children's ...: "детский сад", "детская площадка") and "детство" are terms, like
@@ -30,7 +35,7 @@ from __future__ import annotations
 EN_TERMS: frozenset[str] = frozenset(
     {
         # children in general
-        "child", "children", "childhood", "kid", "kiddie", "kiddy", "kiddo", "youngster",
+        "child", "children", "childhood", "kid", "kidz", "kiddie", "kiddy", "kiddo", "youngster",
         "youngling", "youth", "juvenile", "minor", "offspring", "orphan", "bairn", "tyke", "tot",
         # babies
         "baby", "babyhood", "infant", "newborn", "neonate", "toddler",
@@ -107,7 +112,39 @@ NEUTRAL_PHRASES: tuple[tuple[str, ...], ...] = (
     ("baby", "pool"),
     ("kiddie", "pool"),
     ("kiddy", "pool"),
+    ("baby", "boomer"),
+    ("minor", "chord"),
+    ("minor", "scale"),
+    ("minor", "repair"),
+    ("minor", "damage"),
+    ("minor", "planet"),
+    ("youth", "hostel"),
+    ("fountain", "of", "youth"),
+    # A place where someone grew up is a building, not a child ("childhood photos" still counts).
+    ("childhood", "home"),
+    ("childhood", "house"),
 )
+
+# Proper names that contain a term but name adults (an outlaw, musicians, a band, a sitcom about
+# old women, cartoon turtles). A name can also be a child's ("billy the kid next door on his
+# bike"), so a name is neutral only when every other word of the text is one of
+# ``NAME_CONTEXT``: the query is about the name itself ("Kid Rock concert", "Billy the Kid").
+NEUTRAL_NAMES: tuple[tuple[str, ...], ...] = (
+    ("billy", "the", "kid"),
+    ("kid", "rock"),
+    ("boy", "george"),
+    ("pet", "shop", "boy"),
+    ("golden", "girl"),
+    ("teenage", "mutant", "ninja", "turtle"),
+)
+NAME_CONTEXT: frozenset[str] = frozenset(
+    {
+        "a", "an", "the", "of", "on", "at", "in", "and", "by", "with", "from", "live", "stage",
+        "concert", "tour", "album", "song", "band", "show", "film", "movie", "poster", "photo",
+        "picture", "portrait", "premiere", "tickets", "statue", "grave", "museum", "book",
+        "cover", "costume", "logo", "toy", "figure", "figurine", "mural", "graffiti", "sign",
+    }
+)  # fmt: skip
 
 # "baby" before an animal is the animal's young ("a baby kangaroo"): not a child term.
 ANIMAL_YOUNG_TERMS: frozenset[str] = frozenset({"baby"})

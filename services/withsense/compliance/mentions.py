@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from withsense.compliance.canonical import canonical_tokens
 from withsense.compliance.lexicon import (
     ADULT_NOUNS,
     AGE_LIMIT_YEARS,
@@ -15,6 +16,8 @@ from withsense.compliance.lexicon import (
     EN_NOT_TERMS,
     EN_NUMBER_WORDS,
     EN_TERMS,
+    NAME_CONTEXT,
+    NEUTRAL_NAMES,
     NEUTRAL_PHRASES,
     PHRASES,
     RU_AGE_PREFIXES,
@@ -33,6 +36,7 @@ _EN_FORM_TO_TERM.update(
     {"grandchildren": "grandchild", "godchildren": "godchild", "babysat": "babysit"}
 )
 _NEUTRAL_SLOTS = tuple(tuple(frozenset({word}) for word in phrase) for phrase in NEUTRAL_PHRASES)
+_NAME_SLOTS = tuple(tuple(frozenset({word}) for word in name) for name in NEUTRAL_NAMES)
 _RU_AGE_SUFFIXES = ("летний", "месячный")
 # "5yo", "3yrs", "6mos" written as one token.
 _GLUED_AGE = re.compile(r"^(\d{1,3})(yo|y|yr|yrs|mo|mos|wk|wks)$")
@@ -119,38 +123,109 @@ def _phrase_at(lems: list[frozenset[str]], i: int, slots: tuple[frozenset[str], 
     return all(slot & lems[i + j] for j, slot in enumerate(slots))
 
 
-@lru_cache(maxsize=8192)
-def child_mentions(text: str) -> tuple[str, ...]:
-    """Every child term in ``text`` (lexicon lemmas, phrases, ages), in order, without repeats."""
-    tokens = tokenise(text)
-    lems = [lemmas(token) for token in tokens]
-    neutral: set[int] = set()
-    for i in range(len(tokens)):
-        for slots in _NEUTRAL_SLOTS:
+def _phrase_positions(lems: list[frozenset[str]], phrases) -> set[int]:
+    """Positions of every token inside an occurrence of one of ``phrases`` (slot tuples)."""
+    found: set[int] = set()
+    for i in range(len(lems)):
+        for slots in phrases:
             if _phrase_at(lems, i, slots):
-                neutral.update(range(i, i + len(slots)))
-        if lems[i] & ANIMAL_YOUNG_TERMS and i + 1 < len(lems) and lems[i + 1] & ANIMALS:
-            neutral.add(i)
-    found: list[str] = []
+                found.update(range(i, i + len(slots)))
+    return found
+
+
+def _neutral_positions(lems: list[frozenset[str]]) -> set[int]:
+    """Tokens in a non-person sense of a term: "baby blue", "kid gloves", "a baby kangaroo"."""
+    neutral = _phrase_positions(lems, _NEUTRAL_SLOTS)
+    neutral.update(i for i in range(len(lems) - 1)
+                   if lems[i] & ANIMAL_YOUNG_TERMS and lems[i + 1] & ANIMALS)
+    return neutral | _name_positions(lems)
+
+
+def _name_positions(lems: list[frozenset[str]]) -> set[int]:
+    """Tokens of an adult's proper name, when the rest of the text only talks about the name."""
+    names = _phrase_positions(lems, _NAME_SLOTS)
+    rest = (lems[i] for i in range(len(lems)) if i not in names)
+    return names if all(lemma & NAME_CONTEXT for lemma in rest) else set()
+
+
+def _terms_in(tokens: list[str]) -> list[tuple[str, int]]:
+    """Every child term in a token list (lexicon lemmas, phrases, ages) and where it starts."""
+    lems = [lemmas(token) for token in tokens]
+    neutral = _neutral_positions(lems)
+    found: list[tuple[str, int]] = []
     for i, token in enumerate(tokens):
         for name, slots in PHRASES.items():
             if _phrase_at(lems, i, slots) and not neutral & set(range(i, i + len(slots))):
-                found.append(name)
+                found.append((name, i))
         if i in neutral:
             continue
         term = _token_term(token, lems[i]) or _age_term(tokens, i) or _young_person_term(lems, i)
         if term is not None:
-            found.append(term)
-    return tuple(dict.fromkeys(found))
+            found.append((term, i))
+    return found
+
+
+def _young_adult_positions(lems: list[frozenset[str]]) -> set[int]:
+    """"young" right before an adult word: "a young man", "young adults"."""
+    return {i for i in range(len(lems) - 1) if "young" in lems[i] and lems[i + 1] & ADULT_NOUNS}
+
+
+def semantic_text(text: str) -> str:
+    """The text the semantic check should judge: without the words the lexicon knows to be no
+    child here (the term words of "baby blue", "kid gloves", "a baby elephant", "Billy the Kid",
+    "childhood home", and "young" before an adult word), so that their embedding does not pull
+    the query towards a child prototype ("a baby blue car" is judged as "a blue car"). Every
+    other word stays, so a disguised request keeps its meaning ("a baby blue pram with a
+    first-grader" is judged as "a blue pram with a first-grader"). Unchanged when nothing is
+    neutral."""
+    tokens = tokenise(text)
+    lems = [lemmas(token) for token in tokens]
+    drop = {i for i in _neutral_positions(lems) if _token_term(tokens[i], lems[i])}
+    drop |= _young_adult_positions(lems)
+    if not drop:
+        return text
+    return " ".join(token for i, token in enumerate(tokens) if i not in drop)
+
+
+def terms_as_written(text: str) -> list[str]:
+    """The child terms of the text as written, no disguise undone (the earlier lexicon check)."""
+    return [term for term, _ in _terms_in(tokenise(text))]
+
+
+def is_term_token(token: str) -> bool:
+    """Does this one (normalised) token name a child term by itself?"""
+    return _token_term(token, lemmas(token)) is not None
+
+
+@lru_cache(maxsize=8192)
+def child_mention_rules(text: str) -> tuple[tuple[str, str], ...]:
+    """Every child term in ``text``, in order, without repeats, each with the rule that found it:
+    "" for the text as written, else the disguise undone to find it ("leet", "confusable",
+    "spacing", "translit", "misspelling", joined by "+"; see ``canonical``)."""
+    found = dict.fromkeys(terms_as_written(text), "")
+    canonical = canonical_tokens(text, is_term_token)
+    for term, i in _terms_in([token.text for token in canonical]):
+        if term not in found:
+            span = canonical[i : i + YOUNG_WINDOW + 1]
+            found[term] = next(("+".join(t.rules) for t in span if t.rules), "")
+    return tuple(found.items())
+
+
+def child_mentions(text: str) -> tuple[str, ...]:
+    """Every child term in ``text`` (lexicon lemmas, phrases, ages), in order, without repeats,
+    in the text as written or with its disguises undone (``canonical``)."""
+    return tuple(term for term, _ in child_mention_rules(text))
 
 
 def mentions_child(text: str) -> str | None:
     """The first child term ``text`` mentions (its lemma, e.g. "child" for "children's",
     "ребенок" for "детьми"), or None.
 
-    The text is normalised (NFKC, lowercase, ``ё`` -> ``е``, punctuation stripped), tokenised
-    and lemmatised (English: simplemma; Russian: pymorphy3, simplemma as fallback), and matched
-    against the curated lexicon in ``withsense.compliance.lexicon`` on whole tokens only.
+    The text is normalised (NFKC, lowercase, ``ё`` -> ``е``, invisible characters and
+    punctuation stripped), tokenised and lemmatised (English: simplemma; Russian: pymorphy3,
+    simplemma as fallback), and matched against the curated lexicon in
+    ``withsense.compliance.lexicon`` on whole tokens only; then once more with leetspeak,
+    look-alike letters, spacing, transliteration and misspellings undone (``canonical``).
     """
     found = child_mentions(text)
     return found[0] if found else None

@@ -14,13 +14,16 @@ from collections.abc import Sequence
 import numpy as np
 
 # Short, plain descriptions of children, in the style of captions and queries (the text tower
-# was trained on captions). English first; a few Russian ones for Russian queries, whose
-# embeddings land near their English counterparts only if the tower is multilingual.
+# was trained on captions). Generic scenes pull innocent queries ("two dogs playing" was 0.42 to
+# "small children playing together"), so scenes are worded as scenes of children;
+# scripts/semantic_prototypes_report.py compares sets. English first; a few Russian ones for
+# Russian queries, whose embeddings land near their English counterparts only if the tower is
+# multilingual.
 CHILD_PROTOTYPE_TEXTS: list[str] = [
     "a child",
     "a young child playing",
     "a little kid",
-    "small children playing together",
+    "a group of small children playing",
     "a little boy",
     "a little girl",
     "a baby",
@@ -28,7 +31,7 @@ CHILD_PROTOTYPE_TEXTS: list[str] = [
     "a newborn baby sleeping",
     "a toddler walking",
     "a schoolchild with a backpack",
-    "kids at school",
+    "schoolchildren in a classroom",
     "a teenager",
     "a teenage boy",
     "a teenage girl",

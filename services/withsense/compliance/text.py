@@ -29,9 +29,19 @@ _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _LATIN = re.compile(r"[a-z]")
 
 
-def fold(text: str) -> str:
-    """Unicode NFKC, lowercase (casefold), and ``ё`` -> ``е`` (Russian writes both)."""
-    return unicodedata.normalize("NFKC", text).casefold().replace("ё", "е")
+def _visible(text: str) -> str:
+    """Without format characters (category Cf: zero-width spaces and joiners, soft hyphens, bidi
+    marks), which render as nothing and would otherwise split or disguise a word."""
+    return "".join(char for char in text if unicodedata.category(char) != "Cf")
+
+
+def fold(text: str, keep_case: bool = False) -> str:
+    """Unicode NFKC without invisible characters, lowercase (casefold) unless ``keep_case``, and
+    ``ё`` -> ``е`` (Russian writes both)."""
+    text = _visible(unicodedata.normalize("NFKC", text))
+    if keep_case:
+        return text.replace("ё", "е").replace("Ё", "Е")
+    return text.casefold().replace("ё", "е")
 
 
 def normalise(text: str) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 from prometheus_client import start_http_server
 
+from withsense.compliance.audit import configure_query_salt
 from withsense.config import GatewaySettings
 from withsense.config.defaults import MAX_MESSAGE_MB
 from withsense.gateway.auth import ApiKeyInterceptor, load_api_keys
@@ -48,6 +49,7 @@ class GatewayServer:
 async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
                         store: VectorStore | None = None) -> GatewayServer:
     """Opens the store (a clear error if unusable), connects the worker, then serves."""
+    configure_query_salt()
     gate = ComplianceGate(settings.restricted_regions, settings.semantic_threshold)
     keys = load_api_keys(settings.api_keys, settings.api_keys_file)
     store = store or open_store(qdrant_url=settings.qdrant_url, data_dir=settings.data_dir, dim=dim,
