@@ -25,8 +25,10 @@ $(CHECKOV):
 
 install: $(STAMP)
 
+# Indexes the built-in gallery, prints sample searches, then keeps serving the web page on
+# http://127.0.0.1:8080/ (and gRPC on 50051) until Ctrl-C.
 demo: $(STAMP)
-	$(VENV)/bin/withsense demo
+	$(VENV)/bin/withsense demo --serve
 
 # WITHSENSE_DEPLOY_TOOLS=required: a missing kubectl, checkov or hadolint fails the deploy tests.
 test: $(STAMP) $(CHECKOV)

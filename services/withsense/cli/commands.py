@@ -133,7 +133,8 @@ def cmd_serve(args) -> int:
         from withsense.gateway.server import serve_gateway
 
         gateway = GatewaySettings(**_drop_none(host=args.host, port=args.port, data_dir=args.data_dir,
-                                               worker_address=args.worker_address))
+                                               worker_address=args.worker_address,
+                                               http_port=args.http_port))
         return _run_or_explain(serve_gateway(gateway))
     return _run_or_explain(_serve_all(args, model))
 
@@ -144,8 +145,9 @@ async def _serve_all(args, model) -> None:
 
     stack = await start_stack(data_dir=model.data_dir, model_dir=model.model_dir,
                               gateway_port=args.port or 50051, worker_port=args.worker_port or 0,
-                              **_drop_none(host=args.host))
-    console.print(f"serving: gateway on {stack.target}; Ctrl-C stops")
+                              **_drop_none(host=args.host, http_port=args.http_port))
+    console.print(f"serving: gateway on {stack.target}, web page on {stack.gateway.http_url or 'off'}/; "
+                  "Ctrl-C stops")
     await wait_for_signal()
     await stack.stop()
 
@@ -180,7 +182,8 @@ async def _demo(args) -> None:
             descriptions_file = Path(tmp) / "descriptions.csv"
         if not args.json:
             console.print("[bold]With Sense search demo[/bold]: loading the model …")
-        stack = await start_stack(data_dir=data_dir, gateway_port=args.port if args.serve else 0)
+        stack = await start_stack(data_dir=data_dir, gateway_port=args.port if args.serve else 0,
+                                  http_port=args.http_port if args.serve else -1)
         try:
             index_args = _Namespace(folder=folder, descriptions=descriptions_file, json=args.json)
             report = await _index(index_args, stack.target)
@@ -199,8 +202,8 @@ async def _demo(args) -> None:
             if args.json:
                 print_json({"index": report, "searches": results})
             if args.serve:
-                console.print(f"serving on {stack.target}: try `withsense search 'a cat' "
-                              f"--target {stack.target}`; Ctrl-C stops")
+                console.print(f"serving: open [bold]{stack.gateway.http_url}/[/bold] in a browser, "
+                              f"or `withsense search 'a cat' --target {stack.target}`; Ctrl-C stops")
                 await wait_for_signal()
         finally:
             await stack.stop()
