@@ -111,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from withsense.cli import commands
 
-    if getattr(args, "api_key_file", None) is not None:
-        args.api_key = args.api_key_file.read_text().strip()
     handler = getattr(commands, f"cmd_{args.command}")
     try:
         return int(handler(args) or 0)

@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from withsense.client import read_api_key
 from withsense.loadtest.engine import load_queries, run_loadtest
 from withsense.loadtest.report import render_table
 
@@ -44,11 +45,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def _api_key(args: argparse.Namespace) -> str | None:
     if args.api_key:
         return str(args.api_key)
-    if args.api_key_file:
-        lines = [ln.strip() for ln in args.api_key_file.read_text().splitlines()]
-        keys = [ln for ln in lines if ln and not ln.startswith("#")]
-        return keys[0] if keys else None
-    return None
+    return read_api_key(args.api_key_file) if args.api_key_file else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,8 @@ _SCALARS: dict[int, dict[str, str]] = {
 
 def _field_schema(field: FieldDescriptor) -> dict[str, Any]:
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        return {"type": "object", "additionalProperties": _field_schema(field.message_type.fields_by_name["value"])}
+        value = field.message_type.fields_by_name["value"]
+        return {"type": "object", "additionalProperties": _field_schema(value)}
     if field.message_type is not None:
         item: dict[str, Any] = {"$ref": f"#/components/schemas/{field.message_type.name}"}
     elif field.enum_type is not None:
