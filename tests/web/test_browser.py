@@ -170,7 +170,6 @@ def test_search_with_pictures_restricted_region_withheld_thumbnail_and_upload(
     box = browser.find_element(By.ID, "q")
     box.send_keys("a cup of coffee", Keys.ENTER)
     wait(browser, lambda d: len(tiles(d)) >= 2 and loaded_thumbnails(d) == len(tiles(d)), "results")
-    browser.save_screenshot(str(shots / "upload.png"))
     top_two = [tile.find_element(By.CSS_SELECTOR, ".uri").text for tile in tiles(browser)[:2]]
     assert "latte.jpg" in top_two, top_two
 
