@@ -18,9 +18,9 @@ def make_thumbnail(image: bytes, size: int = THUMBNAIL_PX) -> bytes:
     Raises ValueError when the bytes are not a photo Pillow can decode.
     """
     try:
-        with Image.open(io.BytesIO(image)) as photo:
-            photo = ImageOps.exif_transpose(photo)
-            photo = photo.convert("RGBA" if photo.mode in ("RGBA", "LA", "PA") else "RGB")
+        with Image.open(io.BytesIO(image)) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            photo = upright.convert("RGBA" if upright.mode in ("RGBA", "LA", "PA") else "RGB")
             photo.thumbnail((size, size), Image.Resampling.LANCZOS)
             buffer = io.BytesIO()
             photo.save(buffer, format="WEBP", quality=_QUALITY, method=4)

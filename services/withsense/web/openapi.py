@@ -14,7 +14,7 @@ import withsense
 from withsense.v1 import search_pb2 as pb
 from withsense.web.status import HTTP_STATUS
 
-_SCALARS: dict[int, dict[str, str]] = {
+_SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_STRING: {"type": "string"},
     FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
     FieldDescriptor.TYPE_FLOAT: {"type": "number", "format": "float"},
