@@ -181,3 +181,13 @@ def test_search_with_pictures_restricted_region_withheld_thumbnail_and_upload(
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
     browser.save_screenshot(str(shots / "phone.png"))
     browser.set_window_size(1280, 1000)
+
+    # 7. Fields the API adds to a hit later (the evidence a probability rests on) are shown as
+    # they come: the page renders whatever shape `evidence` has.
+    browser.execute_script("""render({hits: [{imageId: "x", uri: "beach.jpg", score: 0.8,
+        withheld: false, evidence: [{source: "photo", probability: 0.7},
+                                    {source: "description", text: "Two dogs on a beach"}]}],
+        blocked: false}, "dogs", "US");""")
+    evidence = browser.find_element(By.CSS_SELECTOR, "#results .evidence").text
+    assert "photo" in evidence and "0.70" in evidence and "Two dogs on a beach" in evidence
+

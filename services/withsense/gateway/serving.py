@@ -291,10 +291,15 @@ class SearchEngine:
         return deleted
 
     def _delete_thumbnails(self, payloads: Iterable[dict[str, Any]]) -> None:
+        # The photos are gone already; a thumbnail left behind is never served (every thumbnail
+        # request looks the photo up first), so a failure here is logged, not returned.
         for payload in payloads:
             key = payload.get("content_hash")
-            if key:
-                self.thumbnails.delete(key)
+            try:
+                if key:
+                    self.thumbnails.delete(key)
+            except (OSError, ValueError):
+                log.exception("could not delete the thumbnail %s", key)
 
     async def thumbnail(self, image_id: str, region: str) -> bytes:
         """The photo's thumbnail, checked against the region and the photo's flag every time:
