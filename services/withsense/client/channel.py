@@ -15,10 +15,11 @@ from pathlib import Path
 
 import grpc
 
+from withsense.channel import message_options
+from withsense.config.defaults import MAX_MESSAGE_BYTES
+
 SEARCH_SERVICE = "withsense.v1.SearchService"
 HEALTH_SERVICE = "grpc.health.v1.Health"
-# One photo per IndexImages message; the gateway accepts messages up to this size.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 IDEMPOTENT_METHODS = [
     {"service": SEARCH_SERVICE, "method": "Search"},
     {"service": SEARCH_SERVICE, "method": "GetStats"},
@@ -73,10 +74,8 @@ class ChannelSettings:
         return grpc.ssl_channel_credentials() if self.tls else None
 
     def channel_options(self) -> list[tuple[str, object]]:
-        options: list[tuple[str, object]] = [
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ]
+        # One photo per IndexImages message: up to the limit the gateway accepts.
+        options: list[tuple[str, object]] = list(message_options(MAX_MESSAGE_BYTES))
         if self.retries:
             options += [("grpc.enable_retries", 1), ("grpc.service_config", SERVICE_CONFIG)]
         else:

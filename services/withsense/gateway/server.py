@@ -10,6 +10,7 @@ import grpc
 from prometheus_client import start_http_server
 
 from withsense.config import GatewaySettings
+from withsense.config.defaults import MAX_MESSAGE_MB
 from withsense.gateway.auth import ApiKeyInterceptor, load_api_keys
 from withsense.gateway.compliance_gate import ComplianceGate
 from withsense.gateway.servicer import SearchServicer
@@ -70,7 +71,7 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     engine = SearchEngine(settings, store, worker, gate, open_thumbnail_store(settings.data_dir))
     auth = ApiKeyInterceptor(keys) if keys else None
     server = grpc.aio.server(interceptors=[auth] if auth else [],
-                             options=server_options(max_message_mb=64))
+                             options=server_options(max_message_mb=MAX_MESSAGE_MB))
     servicer = SearchServicer(engine)
     search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, server)
     health = add_health_and_reflection(server, [SERVICE])
