@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CHECKOV := $(VENV)/tools/checkov/bin/checkov
 CHECKOV_VERSION ?= 3.3.30
 
-.PHONY: install demo test lint protos bench clean
+.PHONY: install demo test lint protos bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,11 +22,22 @@ $(CHECKOV):
 
 install: $(STAMP)
 
+# Indexes the built-in gallery, prints sample searches, then keeps serving the web page on
+# http://127.0.0.1:8080/ (and gRPC on 50051) until Ctrl-C.
 demo: $(STAMP)
-	$(VENV)/bin/withsense demo
+	$(VENV)/bin/withsense demo --serve
+
+# The browser test drives Debian's chromium (never a downloaded browser). Installed with apt when
+# missing and we may (root, apt present); otherwise tests/web/test_browser.py skips and says why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			>/dev/null) || echo "chromium could not be installed: the browser test will skip"; \
+	else echo "no chromium and no root apt-get: the browser test will skip"; fi
 
 # WITHSENSE_DEPLOY_TOOLS=required: a missing kubectl, checkov or hadolint fails the deploy tests.
-test: $(STAMP) $(CHECKOV)
+test: $(STAMP) $(CHECKOV) browser
 	$(PY) scripts/gen_protos.py --check
 	$(VENV)/bin/ruff check .
 	WITHSENSE_DEPLOY_TOOLS=required TRITON_INTERPRET=1 $(PY) -m pytest -q -ra

@@ -32,7 +32,7 @@ async def main(args) -> None:
         fill_store(Path(tmp) / "store", args.photos, runtime.dim)
         worker = await start_worker(WorkerSettings(port=0), runtime=runtime)
         gateway = await start_gateway(GatewaySettings(
-            port=0, data_dir=Path(tmp), worker_address=worker.address, oversample=OVERSAMPLE),
+            port=0, http_port=-1, data_dir=Path(tmp), worker_address=worker.address, oversample=OVERSAMPLE),
             dim=runtime.dim)
         try:
             for rate in rates:

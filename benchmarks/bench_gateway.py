@@ -68,7 +68,7 @@ async def main(args) -> None:
         fill_store(data_dir / "store", args.photos, runtime.dim)
         worker = await start_worker(WorkerSettings(port=0), runtime=runtime)
         gateway = await start_gateway(GatewaySettings(
-            port=0, data_dir=data_dir, worker_address=worker.address, oversample=OVERSAMPLE,
+            port=0, http_port=-1, data_dir=data_dir, worker_address=worker.address, oversample=OVERSAMPLE,
             restricted_regions=["*"]), dim=runtime.dim)
         rows: dict[str, list[tuple[float, float, float]]] = {"parts": [], "c1": [], "c16": []}
         try:

@@ -43,7 +43,7 @@ def start_gateway(background_loop, worker_server, tmp_path) -> Iterator[Callable
 
     def factory(**overrides):
         settings = GatewaySettings(**{
-            "port": 0, "data_dir": tmp_path / "data",
+            "port": 0, "http_port": 0, "data_dir": tmp_path / "data",
             "worker_address": f"127.0.0.1:{worker_server.port}", **overrides,
         })
         gateway = background_loop.run(start(settings, dim=worker_server.dim))

@@ -10,8 +10,6 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-import grpc
-
 T = TypeVar("T")
 
 # The customer's data set (tests that need it skip when it is absent). WITHSENSE_SHARED_DATA
@@ -45,9 +43,9 @@ def index_requests(photos: dict[str, bytes], extra: dict[str, dict[str, str]] | 
                                     payload=extra.get(name, {}))
 
 
-def search_stub(address: str, credentials: grpc.ChannelCredentials | None = None):
-    from withsense.v1 import search_pb2_grpc
+def search_stub(address: str, tls_ca: Path | None = None):
+    """The raw SearchService stub of a `withsense.client.SearchClient` (no retries, so tests see
+    every status as it happens), for tests that send hand-made protobuf requests."""
+    from withsense.client import SearchClient
 
-    channel = (grpc.secure_channel(address, credentials) if credentials
-               else grpc.insecure_channel(address))
-    return search_pb2_grpc.SearchServiceStub(channel)
+    return SearchClient(address, tls_ca=tls_ca, retries=False).stub

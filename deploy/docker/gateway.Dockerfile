@@ -29,10 +29,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     WITHSENSE_DATA_DIR=/var/lib/withsense \
     WITHSENSE_HOST=0.0.0.0 \
     WITHSENSE_PORT=50051 \
+    WITHSENSE_HTTP_PORT=8080 \
     WITHSENSE_METRICS_PORT=9090
 COPY deploy/docker/healthcheck.py /opt/withsense/healthcheck.py
+# The data folder (thumbnails; the embedded store when no Qdrant URL is set) belongs to the
+# service user, so a volume mounted there starts with the right owner.
+RUN mkdir -p /var/lib/withsense && chown 10001:10001 /var/lib/withsense
 USER 10001:10001
-EXPOSE 50051 9090
+EXPOSE 50051 8080 9090
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "/opt/withsense/healthcheck.py", "127.0.0.1:50051"]
 ENTRYPOINT ["withsense"]

@@ -9,22 +9,20 @@ from __future__ import annotations
 import sys
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from withsense.client import SearchClient
 
 
 def check(target: str, service: str = "", timeout_s: float = 3.0) -> bool:
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+    # No retries: a health check reports what it sees now; docker retries by its own settings.
+    with SearchClient(target, retries=False, timeout_s=timeout_s) as client:
         try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+            status = client.health(service)
         except grpc.RpcError as exc:
             print(f"{target}: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return False
-    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-    if not serving:
-        name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-        print(f"{target}: {name}", file=sys.stderr)
-    return serving
+    if status != "SERVING":
+        print(f"{target}: {status}", file=sys.stderr)
+    return status == "SERVING"
 
 
 def main(argv: list[str]) -> int:

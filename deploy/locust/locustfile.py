@@ -26,7 +26,8 @@ from locust import User, constant_throughput, task
 
 grpc_gevent.init_gevent()  # grpc's completion queue must cooperate with locust's gevent loop
 
-from withsense.v1 import search_pb2, search_pb2_grpc  # noqa: E402
+from withsense.client import SearchClient  # noqa: E402
+from withsense.v1 import search_pb2  # noqa: E402
 
 _FALLBACK_QUERIES = [
     "A man is crossing a mountain pass on a metal bridge",
@@ -51,18 +52,9 @@ def _load_queries() -> list[str]:
     return [q for q in queries if q and not q.startswith("#")] or list(_FALLBACK_QUERIES)
 
 
-def _api_key() -> str | None:
-    key = os.environ.get("WITHSENSE_API_KEY")
-    key_file = os.environ.get("WITHSENSE_API_KEY_FILE")
-    if not key and key_file:
-        lines = [ln.strip() for ln in Path(key_file).read_text().splitlines()]
-        key = next((ln for ln in lines if ln and not ln.startswith("#")), None)
-    return key or None
-
-
 QUERIES = _load_queries()
-API_KEY = _api_key()
-METADATA = (("authorization", f"Bearer {API_KEY}"),) if API_KEY else None
+API_KEY = os.environ.get("WITHSENSE_API_KEY") or None
+API_KEY_FILE = os.environ.get("WITHSENSE_API_KEY_FILE") or None
 TOP_K = int(os.environ.get("WITHSENSE_TOP_K", "10"))
 REGION = os.environ.get("WITHSENSE_REGION", "")
 TIMEOUT_S = float(os.environ.get("WITHSENSE_TIMEOUT_S", "5"))
@@ -79,13 +71,14 @@ class SearchUser(User):
         if not self.host:
             raise ValueError("give the gateway as --host HOST:PORT")
         target = self.host.removeprefix("grpc://").removeprefix("http://")
-        self._channel = grpc.insecure_channel(target)
-        self._stub = search_pb2_grpc.SearchServiceStub(self._channel)
+        # No channel retries: locust must count every failure, as a user would see it.
+        self._client = SearchClient(target, api_key=API_KEY, retries=False,
+                                    api_key_file=Path(API_KEY_FILE) if API_KEY_FILE else None)
         start = random.randrange(len(QUERIES))
         self._queries = itertools.cycle(QUERIES[start:] + QUERIES[:start])
 
     def on_stop(self) -> None:
-        self._channel.close()
+        self._client.close()
 
     @task
     def search(self) -> None:
@@ -96,7 +89,7 @@ class SearchUser(User):
         length = 0
         name = "Search"
         try:
-            reply = self._stub.Search(request, timeout=TIMEOUT_S, metadata=METADATA)
+            reply = self._client.stub.Search(request, timeout=TIMEOUT_S, metadata=self._client.metadata)
             length = reply.ByteSize()
             if reply.blocked:
                 name = "Search (blocked query)"

@@ -118,7 +118,7 @@ def test_models_preloaded_and_services_declared(dockerfile: Path) -> None:
         assert '"withsense"' in entry
         role = "gateway" if dockerfile.name.startswith("gateway") else "worker"
         assert cmd == f'["serve", "{role}"]'
-        port = {"gateway": "50051 9090", "worker": "50052 9091"}[role]
+        port = {"gateway": "50051 8080 9090", "worker": "50052 9091"}[role]
         assert ("EXPOSE", port) in steps
 
 

@@ -119,9 +119,10 @@ def test_health_and_reflection_need_no_key(start_gateway):
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
         ProtoReflectionDescriptorDatabase,
     )
+    from withsense.client import SearchClient
 
     gateway = start_gateway(api_keys=["sesame"])
-    channel = grpc.insecure_channel(gateway.address)
+    channel = SearchClient(gateway.address, retries=False).channel  # no key: none is needed
     health = health_pb2_grpc.HealthStub(channel)
     for service in ["", "withsense.v1.SearchService"]:
         reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)

@@ -32,8 +32,7 @@ def certificate(tmp_path):
 def test_tls_gateway_answers_tls_clients_only(start_gateway, certificate):
     cert, key = certificate
     gateway = start_gateway(tls_cert=cert, tls_key=key)
-    credentials = grpc.ssl_channel_credentials(cert.read_bytes())
-    reply = search_stub(gateway.address, credentials).GetStats(pb.GetStatsRequest(), timeout=10)
+    reply = search_stub(gateway.address, tls_ca=cert).GetStats(pb.GetStatsRequest(), timeout=10)
     assert reply.store_backend == "qdrant-edge"
     with pytest.raises(grpc.RpcError) as error:
         search_stub(gateway.address).GetStats(pb.GetStatsRequest(), timeout=3)

@@ -39,7 +39,8 @@ async def _demo(args) -> None:
             descriptions_file = Path(tmp) / "descriptions.csv"
         if not args.json:
             console.print("[bold]With Sense search demo[/bold]: loading the model …")
-        stack = await start_stack(data_dir=data_dir, gateway_port=args.port if args.serve else 0)
+        stack = await start_stack(data_dir=data_dir, gateway_port=args.port if args.serve else 0,
+                                  http_port=args.http_port if args.serve else -1)
         try:
             index_args = SimpleNamespace(folder=folder, descriptions=descriptions_file, json=args.json)
             report = await index(index_args, stack.target)
@@ -58,8 +59,8 @@ async def _demo(args) -> None:
             if args.json:
                 print_json({"index": report, "searches": results})
             if args.serve:
-                console.print(f"serving on {stack.target}: try `withsense search 'a cat' "
-                              f"--target {stack.target}`; Ctrl-C stops")
+                console.print(f"serving: open [bold]{stack.gateway.http_url}/[/bold] in a browser, "
+                              f"or `withsense search 'a cat' --target {stack.target}`; Ctrl-C stops")
                 await wait_for_signal()
         finally:
             await stack.stop()

@@ -63,6 +63,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--data-dir", type=Path, help="store folder (default: a temporary one)")
     demo.add_argument("--serve", action="store_true", help="keep serving after the queries")
     demo.add_argument("--port", type=int, default=50051, help="gateway port with --serve")
+    demo.add_argument("--http-port", type=int, default=8080,
+                      help="web page and HTTP API port with --serve (default %(default)s)")
     demo.add_argument("--json", action="store_true", help="print the index report and hits as JSON")
     demo.set_defaults(func=_lazy("withsense.cli.demo:cmd_demo"))
 
@@ -73,6 +75,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", help="listen address (WITHSENSE_HOST / WITHSENSE_WORKER_HOST)")
     serve.add_argument("--port", type=int, help="listen port (50051 gateway, 50052 worker)")
     serve.add_argument("--worker-port", type=int, help="with 'all': the worker's port")
+    serve.add_argument("--http-port", type=int,
+                       help="web page and HTTP API port (WITHSENSE_HTTP_PORT, default 8080; -1: off)")
     serve.add_argument("--data-dir", type=Path, help="store folder (WITHSENSE_DATA_DIR)")
     serve.add_argument("--model-dir", type=Path, help="model artifact (WITHSENSE_MODEL_DIR)")
     serve.add_argument("--worker-address", help="gateway -> worker HOST:PORT")

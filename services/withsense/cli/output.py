@@ -17,14 +17,15 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def search_response_dict(query: str, region: str, response) -> dict[str, Any]:
+def search_response_dict(query: str, region: str, result) -> dict[str, Any]:
+    """A `withsense.client.SearchResult` for --json; fields new to the proto come along."""
     return {
-        "query": query, "region": region, "blocked": response.blocked,
-        "disclaimer": response.disclaimer, "reason": response.reason,
-        "model_version": response.model_version,
+        "query": query, "region": region, "blocked": result.blocked,
+        "disclaimer": result.disclaimer, "reason": result.reason,
+        "model_version": result.model_version,
         "hits": [{"image_id": h.image_id, "uri": h.uri, "score": round(h.score, 4),
-                  "withheld": h.withheld, "disclaimer": h.disclaimer, "reason": h.reason}
-                 for h in response.hits],
+                  "withheld": h.withheld, "disclaimer": h.disclaimer, "reason": h.reason, **h.extra}
+                 for h in result.hits],
     }
 
 

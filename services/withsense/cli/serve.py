@@ -26,7 +26,8 @@ def cmd_serve(args) -> int:
         from withsense.gateway.server import serve_gateway
 
         gateway = GatewaySettings(**_drop_none(host=args.host, port=args.port, data_dir=args.data_dir,
-                                               worker_address=args.worker_address))
+                                               worker_address=args.worker_address,
+                                               http_port=args.http_port))
         return run_or_explain(serve_gateway(gateway))
     return run_or_explain(_serve_all(args, model))
 
@@ -37,8 +38,9 @@ async def _serve_all(args, model) -> None:
 
     stack = await start_stack(data_dir=model.data_dir, model_dir=model.model_dir,
                               gateway_port=args.port or 50051, worker_port=args.worker_port or 0,
-                              **_drop_none(host=args.host))
-    console.print(f"serving: gateway on {stack.target}; Ctrl-C stops")
+                              **_drop_none(host=args.host, http_port=args.http_port))
+    console.print(f"serving: gateway on {stack.target}, web page on {stack.gateway.http_url or 'off'}/; "
+                  "Ctrl-C stops")
     await wait_for_signal()
     await stack.stop()
 

@@ -24,6 +24,14 @@ class GatewaySettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Gateway listen address.")
     port: int = Field(default=50051, ge=0, le=65535, description="Gateway port; 0 picks one.")
+    http_port: int = Field(
+        default=8080, ge=-1, le=65535,
+        description="Port of the web page and the HTTP/JSON API, on the same host; 0 picks one, "
+        "-1 turns HTTP off.",
+    )
+    max_upload_mb: int = Field(
+        default=256, ge=1, description="Largest HTTP upload (POST /v1/images) in MiB."
+    )
     worker_address: str = Field(
         default="127.0.0.1:50052", description="host:port of the inference worker."
     )

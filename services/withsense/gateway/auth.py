@@ -56,14 +56,19 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
             return "invalid API key"
         return None
 
+    def check(self, method: str, metadata: tuple) -> str | None:
+        """None when a call of `method` (gRPC full name) with this metadata may go on, else why
+        not. The HTTP API asks the same question with the name of the method it stands for."""
+        if not method.startswith(PROTECTED_PREFIX):
+            return None
+        return self._allowed(metadata)
+
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         method = handler_call_details.method
-        if not method.startswith(PROTECTED_PREFIX):
-            return await continuation(handler_call_details)
-        problem = self._allowed(tuple(handler_call_details.invocation_metadata or ()))
+        problem = self.check(method, tuple(handler_call_details.invocation_metadata or ()))
         if problem is None:
             return await continuation(handler_call_details)
         if method.endswith("/IndexImages"):

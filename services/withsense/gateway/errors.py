@@ -15,6 +15,18 @@ class InvalidArgument(GatewayError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class NotFound(GatewayError):
+    """The named photo (or its thumbnail) does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class PermissionDenied(GatewayError):
+    """The request is valid but compliance forbids the answer (a withheld photo's thumbnail)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class Unavailable(GatewayError):
     """A dependency (worker, store) cannot be reached; retrying later may work."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 from prometheus_client import start_http_server
@@ -24,7 +25,11 @@ from withsense.rpc import (
     wait_for_signal,
 )
 from withsense.store import VectorStore, open_store
+from withsense.thumbnails import open_thumbnail_store
 from withsense.v1 import search_pb2, search_pb2_grpc
+
+if TYPE_CHECKING:
+    from withsense.web.server import HttpServer
 
 log = logging.getLogger(__name__)
 SERVICE = search_pb2.DESCRIPTOR.services_by_name["SearchService"].full_name
@@ -35,12 +40,22 @@ class GatewayServer:
     server: grpc.aio.Server
     engine: SearchEngine
     port: int
+    http: HttpServer | None = None
+    serving: bool = True
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def http_url(self) -> str:
+        """Base URL of the web page and HTTP API; empty when HTTP is off."""
+        return f"http://127.0.0.1:{self.http.port}" if self.http else ""
+
     async def stop(self, grace: float = 5.0) -> None:
+        self.serving = False
+        if self.http is not None:
+            await self.http.stop(grace)
         await self.server.stop(grace)
         await self.engine.worker.close()
         self.engine.store.close()
@@ -55,10 +70,12 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     store = store or open_store(qdrant_url=settings.qdrant_url, data_dir=settings.data_dir, dim=dim,
                                 collection=settings.qdrant_collection, api_key=settings.qdrant_api_key)
     worker = WorkerClient(settings.worker_address, settings.worker_timeout_s)
-    engine = SearchEngine(settings, store, worker, gate)
-    server = grpc.aio.server(interceptors=[ApiKeyInterceptor(keys)] if keys else [],
+    engine = SearchEngine(settings, store, worker, gate, open_thumbnail_store(settings.data_dir))
+    auth = ApiKeyInterceptor(keys) if keys else None
+    server = grpc.aio.server(interceptors=[auth] if auth else [],
                              options=server_options(max_message_mb=MAX_MESSAGE_MB))
-    search_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(engine), server)
+    servicer = SearchServicer(engine)
+    search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, server)
     health = add_health_and_reflection(server, [SERVICE])
     try:
         port = bind(server, settings.host, settings.port, tls_cert=settings.tls_cert,
@@ -71,12 +88,32 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
         await worker.close()
         store.close()
         raise
+    gateway = GatewayServer(server=server, engine=engine, port=port)
+    if settings.http_port >= 0:
+        try:
+            gateway.http = await _start_http(settings, servicer, auth, lambda: gateway.serving)
+        except BaseException:
+            await gateway.stop(0)
+            raise
     await set_serving(health, [SERVICE], True)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    log.info("gateway serving on %s:%d (store %s, worker %s, keys %s)", settings.host, port,
-             store.backend, settings.worker_address, "required" if keys else "not required")
-    return GatewayServer(server=server, engine=engine, port=port)
+    log.info("gateway serving on %s:%d, HTTP %s (store %s, worker %s, keys %s)", settings.host, port,
+             gateway.http.port if gateway.http else "off", store.backend, settings.worker_address,
+             "required" if keys else "not required")
+    return gateway
+
+
+async def _start_http(settings: GatewaySettings, servicer: SearchServicer,
+                      auth: ApiKeyInterceptor | None, serving) -> HttpServer:
+    """The web page and HTTP/JSON API on settings.http_port, in this event loop."""
+    from withsense.web.api import HttpApi
+    from withsense.web.app import build_app
+    from withsense.web.server import start_http
+
+    api = HttpApi(servicer, auth, settings.max_upload_mb * 1024 * 1024, serving)
+    return await start_http(build_app(api), settings.host, settings.http_port,
+                            tls_cert=settings.tls_cert, tls_key=settings.tls_key)
 
 
 async def serve_gateway(settings: GatewaySettings) -> None:

@@ -1,10 +1,15 @@
-"""gRPC transport of the gateway: messages in and out, errors to status codes."""
+"""gRPC transport of the gateway: messages in and out, errors to status codes.
+
+The `search`, `index_images`, `delete_images` and `get_stats` coroutines take and return the
+protobuf messages and raise `GatewayError`; the gRPC methods and the HTTP/JSON API
+(`withsense.web.api`) both call them, so both transports share one implementation.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 import grpc
 
@@ -18,27 +23,27 @@ from withsense.v1 import search_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 
+def status_of(method: str, error: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a client sees for an error in `method`; counted."""
+    if isinstance(error, GatewayError):
+        code, message = error.code, str(error)
+    else:
+        log.exception("%s failed", method, exc_info=error)
+        code, message = grpc.StatusCode.INTERNAL, f"internal error in {method}; see gateway logs"
+    METRICS.errors.labels(method=method, code=code.name).inc()
+    return code, message
+
+
 class SearchServicer(pb_grpc.SearchServiceServicer):
     def __init__(self, engine: SearchEngine) -> None:
         self.engine = engine
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
-        if isinstance(error, GatewayError):
-            code, message = error.code, str(error)
-        else:
-            log.exception("%s failed", method)
-            code, message = grpc.StatusCode.INTERNAL, f"internal error in {method}; see gateway logs"
-        METRICS.errors.labels(method=method, code=code.name).inc()
-        await context.abort(code, message)
+    # --- transport-free: protobuf in, protobuf out ------------------------------------------
 
-    async def Search(self, request: pb.SearchRequest, context) -> pb.SearchResponse:
+    async def search(self, request: pb.SearchRequest) -> pb.SearchResponse:
         started = time.perf_counter()
-        try:
-            params = search_params(request, self.engine.settings)
-            result = await self.engine.search(params)
-        except Exception as error:  # noqa: BLE001 - every error becomes a status code
-            await self._fail(context, "Search", error)
-            raise AssertionError("unreachable") from error
+        params = search_params(request, self.engine.settings)
+        result = await self.engine.search(params)
         METRICS.search_seconds.observe(time.perf_counter() - started)
         hits = [pb.SearchHit(image_id=h.image_id, uri=h.uri, score=h.score, withheld=h.withheld,
                              disclaimer=self.engine.gate.disclaimer if h.withheld else "",
@@ -47,39 +52,60 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                                  reason=result.reason, model_version=result.model_version,
                                  restricted_region=result.restricted)
 
-    async def IndexImages(self, request_iterator, context) -> pb.IndexImagesResponse:
+    async def index_images(self, requests: AsyncIterable[pb.IndexImagesRequest]) -> pb.IndexImagesResponse:
         async def items() -> AsyncIterator[IndexItem | tuple[str, str]]:
             position = 0
-            async for request in request_iterator:
+            async for request in requests:
                 try:
                     yield index_item(request, position)
                 except InvalidArgument as error:
                     yield (request.uri or f"item {position}", str(error))
                 position += 1
 
-        try:
-            summary = await self.engine.index(items())
-        except Exception as error:  # noqa: BLE001
-            await self._fail(context, "IndexImages", error)
-            raise AssertionError("unreachable") from error
+        summary = await self.engine.index(items())
         return pb.IndexImagesResponse(
             indexed=summary.indexed, unchanged=summary.unchanged, failed=len(summary.failures),
             failures=[pb.IndexFailure(uri=uri, reason=reason) for uri, reason in summary.failures],
             flagged=summary.flagged, image_ids=summary.image_ids,
         )
 
+    async def delete_images(self, request: pb.DeleteImagesRequest) -> pb.DeleteImagesResponse:
+        deleted = await self.engine.delete(list(request.image_ids), list(request.uris))
+        return pb.DeleteImagesResponse(deleted=deleted)
+
+    async def get_stats(self, request: pb.GetStatsRequest) -> pb.GetStatsResponse:
+        return pb.GetStatsResponse(**await self.engine.stats())
+
+    # --- gRPC methods -----------------------------------------------------------------------
+
+    async def _abort(self, context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
+        code, message = status_of(method, error)
+        await context.abort(code, message)
+
+    async def Search(self, request: pb.SearchRequest, context) -> pb.SearchResponse:
+        try:
+            return await self.search(request)
+        except Exception as error:  # noqa: BLE001 - every error becomes a status code
+            await self._abort(context, "Search", error)
+            raise AssertionError("unreachable") from error
+
+    async def IndexImages(self, request_iterator, context) -> pb.IndexImagesResponse:
+        try:
+            return await self.index_images(request_iterator)
+        except Exception as error:  # noqa: BLE001
+            await self._abort(context, "IndexImages", error)
+            raise AssertionError("unreachable") from error
+
     async def DeleteImages(self, request: pb.DeleteImagesRequest, context) -> pb.DeleteImagesResponse:
         try:
-            deleted = await self.engine.delete(list(request.image_ids), list(request.uris))
+            return await self.delete_images(request)
         except Exception as error:  # noqa: BLE001
-            await self._fail(context, "DeleteImages", error)
+            await self._abort(context, "DeleteImages", error)
             raise AssertionError("unreachable") from error
-        return pb.DeleteImagesResponse(deleted=deleted)
 
     async def GetStats(self, request: pb.GetStatsRequest, context) -> pb.GetStatsResponse:
         try:
-            stats = await self.engine.stats()
+            return await self.get_stats(request)
         except Exception as error:  # noqa: BLE001
-            await self._fail(context, "GetStats", error)
+            await self._abort(context, "GetStats", error)
             raise AssertionError("unreachable") from error
-        return pb.GetStatsResponse(**stats)

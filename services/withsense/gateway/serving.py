@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,15 +21,24 @@ import numpy as np
 from withsense.compliance import audit_log, flag_image
 from withsense.config import GatewaySettings
 from withsense.gateway.compliance_gate import ComplianceGate, RegionDecision
-from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
+from withsense.gateway.errors import (
+    DeadlineExceeded,
+    GatewayError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.worker_client import WorkerClient
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
+from withsense.thumbnails import ThumbnailStore, make_thumbnail
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INDEX_CHUNK = 16
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -61,11 +71,12 @@ class IndexSummary:
 
 class SearchEngine:
     def __init__(self, settings: GatewaySettings, store: VectorStore, worker: WorkerClient,
-                 gate: ComplianceGate) -> None:
+                 gate: ComplianceGate, thumbnails: ThumbnailStore) -> None:
         self.settings = settings
         self.store = store
         self.worker = worker
         self.gate = gate
+        self.thumbnails = thumbnails
         self.model_version = ""
 
     async def start(self) -> None:
@@ -187,19 +198,27 @@ class SearchEngine:
         ids = [point_id_for(item.image) for item in chunk]
         existing = await self._store_call(self.store.get, ids)
         todo: list[tuple[str, IndexItem, dict[str, Any]]] = []
+        unchanged: list[IndexItem] = []
         for image_id, item in zip(ids, chunk, strict=True):
             payload = _payload(item)
             summary.image_ids.append(image_id)
             if _same(existing.get(image_id), payload):
                 summary.unchanged += 1
+                unchanged.append(item)
             else:
                 todo.append((image_id, item, payload))
+        # A photo indexed before thumbnails existed gets one on the next run.
+        await self._store_thumbnails(unchanged, summary, only_missing=True)
         if not todo:
             return
         vectors = await self._embed_each([item for _, item, _ in todo], summary)
+        embedded = [(image_id, item, payload, vector)
+                    for (image_id, item, payload), vector in zip(todo, vectors, strict=True)
+                    if vector is not None]
+        # The thumbnail is written before the point, so every searchable photo has one.
+        failed = await self._store_thumbnails([item for _, item, _, _ in embedded], summary)
         records = [ImageRecord(image_id, vector, payload)
-                   for (image_id, _, payload), vector in zip(todo, vectors, strict=True)
-                   if vector is not None]
+                   for image_id, item, payload, vector in embedded if item.uri not in failed]
         await self._replace_moved_uris(records)
         await self._store_call(self.store.upsert, records)
         summary.indexed += len(records)
@@ -225,6 +244,29 @@ class SearchEngine:
                 vectors.append(None)
         return vectors
 
+    async def _store_thumbnails(self, items: list[IndexItem], summary: IndexSummary, *,
+                                only_missing: bool = False) -> set[str]:
+        """Makes and stores each photo's thumbnail; returns the uris that could not be made."""
+        failed: set[str] = set()
+
+        def store_all() -> None:
+            for item in items:
+                key = hashlib.sha256(item.image).hexdigest()
+                if only_missing and self.thumbnails.has(key):
+                    continue
+                try:
+                    self.thumbnails.put(key, make_thumbnail(item.image))
+                except ValueError as exc:
+                    failed.add(item.uri)
+                    summary.failures.append((item.uri, str(exc)))
+
+        if items:
+            try:
+                await asyncio.to_thread(store_all)
+            except OSError as exc:
+                raise Unavailable(f"thumbnail store: {exc}") from None
+        return failed
+
     async def _replace_moved_uris(self, records: list[ImageRecord]) -> None:
         """A file whose content changed keeps its uri: drop the old content's point."""
         uris = [r.payload["uri"] for r in records]
@@ -242,12 +284,45 @@ class SearchEngine:
             ids += await self._store_call(self.store.ids_for_uris, uris)
         if not ids:
             return 0
+        ids = list(dict.fromkeys(ids))
         try:
-            deleted = await self._store_call(self.store.delete, list(dict.fromkeys(ids)))
+            payloads = await self._store_call(self.store.get, ids)
+            deleted = await self._store_call(self.store.delete, ids)
         except Unavailable as exc:
             raise InvalidArgument(f"image_ids: {exc}") from None
+        await asyncio.to_thread(self._delete_thumbnails, payloads.values())
         audit_log("delete", decision="deleted", rule="client request", count=deleted)
         return deleted
+
+    def _delete_thumbnails(self, payloads: Iterable[dict[str, Any]]) -> None:
+        # The photos are gone already; a thumbnail left behind is never served (every thumbnail
+        # request looks the photo up first), so a failure here is logged, not returned.
+        for payload in payloads:
+            key = payload.get("content_hash")
+            try:
+                if key:
+                    self.thumbnails.delete(key)
+            except (OSError, ValueError):
+                log.exception("could not delete the thumbnail %s", key)
+
+    async def thumbnail(self, image_id: str, region: str) -> bytes:
+        """The photo's thumbnail, checked against the region and the photo's flag every time:
+        a flagged photo's thumbnail never leaves the service in a restricted region."""
+        decision = self.gate.region(region)
+        if not _UUID.match(image_id):
+            raise NotFound(f"image_id {image_id[:64]!r}: no such photo")
+        payload = (await self._store_call(self.store.get, [image_id])).get(image_id)
+        if payload is None:
+            raise NotFound(f"image_id {image_id}: no such photo")
+        if decision.restricted and payload.get("minor", True):
+            audit_log("thumbnail", decision="withheld", rule="photo flagged minor",
+                      region=decision.region, image_id=image_id)
+            raise PermissionDenied(f"{self.gate.disclaimer} (photo flagged minor; {decision.describe()})")
+        key = str(payload.get("content_hash", ""))
+        data = await asyncio.to_thread(self.thumbnails.get, key) if key else None
+        if data is None:
+            raise NotFound(f"image_id {image_id}: no thumbnail yet; index the photo again to make one")
+        return data
 
     async def stats(self) -> dict[str, Any]:
         images = await self._store_call(self.store.count)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     none were made), 1 when every call failed, 2 on bad flags or an unreachable target."""
     import grpc
 
-    from withsense.channel import read_api_key
+    from withsense.client import read_api_key
     from withsense.loadtest.engine import load_queries, run_loadtest
     from withsense.loadtest.report import render_table
 

@@ -171,27 +171,19 @@ class _SearchClient:
         channels: int,
         tls: bool,
     ) -> None:
-        from withsense.v1 import search_pb2, search_pb2_grpc
+        from withsense.client import AsyncSearchClient
+        from withsense.v1 import search_pb2
 
-        options = [
-            ("grpc.use_local_subchannel_pool", 1),  # one connection per channel, not shared
-            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        # No channel retries: the load test must see every failure, as a user would.
+        self._clients = [
+            AsyncSearchClient(target, api_key=api_key, tls=tls, retries=False, options=[
+                ("grpc.use_local_subchannel_pool", 1),  # one connection per channel, not shared
+            ])
+            for _ in range(channels)
         ]
-        if tls:
-            credentials = grpc.ssl_channel_credentials()
-            self._channels = [
-                grpc.aio.secure_channel(target, credentials, options=options)
-                for _ in range(channels)
-            ]
-        else:
-            self._channels = [
-                grpc.aio.insecure_channel(target, options=options) for _ in range(channels)
-            ]
-        self._stubs = [search_pb2_grpc.SearchServiceStub(c) for c in self._channels]
         self._requests = [
             search_pb2.SearchRequest(query=q, top_k=top_k, region=region) for q in queries
         ]
-        self._metadata = (("authorization", f"Bearer {api_key}"),) if api_key else None
         self._timeout_s = timeout_s
         self.target = target
         self.blocked = 0
@@ -199,7 +191,7 @@ class _SearchClient:
     async def connect(self, timeout_s: float) -> None:
         try:
             await asyncio.wait_for(
-                asyncio.gather(*(c.channel_ready() for c in self._channels)), timeout_s
+                asyncio.gather(*(c.channel.channel_ready() for c in self._clients)), timeout_s
             )
         except TimeoutError as exc:
             raise ConnectionError(
@@ -207,10 +199,11 @@ class _SearchClient:
             ) from exc
 
     async def search(self, i: int) -> str:
-        stub = self._stubs[i % len(self._stubs)]
+        client = self._clients[i % len(self._clients)]
         request = self._requests[i % len(self._requests)]
         try:
-            reply = await stub.Search(request, timeout=self._timeout_s, metadata=self._metadata)
+            # The raw stub: the report times the RPC, not the conversion to dataclasses.
+            reply = await client.stub.Search(request, timeout=self._timeout_s, metadata=client.metadata)
         except grpc.aio.AioRpcError as exc:
             return exc.code().name
         if reply.blocked:
@@ -218,7 +211,7 @@ class _SearchClient:
         return "OK"
 
     async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self._channels))
+        await asyncio.gather(*(c.close() for c in self._clients))
 
 
 async def run_loadtest_async(
