@@ -53,6 +53,31 @@ def test_bad_photos_are_reported_per_file_and_the_rest_indexed(start_gateway, ga
     assert all(reason for reason in reasons.values())
 
 
+def test_large_valid_photos_in_one_stream_are_all_indexed(start_gateway):
+    """Four ~18 MB PNGs (each under the worker's 20 MB limit, 72 MB together) and one over it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from withsense.gateway.worker_client import WORKER_MESSAGE_BYTES
+
+    rng = np.random.default_rng(3)
+    photos = {}
+    for i in range(4):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (2480, 2480, 3), dtype=np.uint8)).save(buffer, "PNG",
+                                                                                     compress_level=0)
+        photos[f"big{i}.png"] = buffer.getvalue()
+    sizes = [len(p) for p in photos.values()]
+    assert all(17_000_000 < n < 20 * 1024 * 1024 for n in sizes) and sum(sizes) > WORKER_MESSAGE_BYTES
+    photos["too-big.png"] = photos["big0.png"] + b"\0" * (3 * 1024 * 1024)  # over the 20 MB limit
+    stub = search_stub(start_gateway().address)
+    reply = stub.IndexImages(iter([pb.IndexImagesRequest(image=data, uri=uri)
+                                   for uri, data in photos.items()]), timeout=300)
+    assert reply.indexed == 4
+    assert [f.uri for f in reply.failures] == ["too-big.png"]
+
+
 def test_stopped_worker_fails_fast_and_recovers(background_loop, model_runtime, start_gateway):
     from withsense.config import WorkerSettings
     from withsense.worker.server import start_worker
@@ -95,6 +120,27 @@ def test_unusable_store_folder_is_a_clear_error_at_start(start_gateway, tmp_path
     with pytest.raises(StoreError) as error:
         start_gateway(data_dir=blocker)
     assert str(blocker) in str(error.value)
+
+
+def test_a_damaged_store_is_refused_at_start_with_what_to_do(start_gateway, background_loop,
+                                                            gallery_photos, tmp_path):
+    from withsense.store import StoreDamaged
+
+    from tests.helpers import index_requests
+
+    data_dir = tmp_path / "damaged"
+    first = start_gateway(data_dir=data_dir)
+    stub = search_stub(first.address)
+    names = list(gallery_photos)
+    for part in (names[: len(names) // 2], names[len(names) // 2 :]):  # two streams, as in use
+        stub.IndexImages(index_requests({n: gallery_photos[n] for n in part}), timeout=300)
+    background_loop.run(first.stop(0.5))
+    # What the write-ahead log no longer holds (the first stream) is lost with the id tracker.
+    for tracker in (data_dir / "store").rglob("mutable_id_tracker.mappings"):
+        tracker.write_bytes(b"")
+    with pytest.raises(StoreDamaged) as error:
+        start_gateway(data_dir=data_dir)
+    assert "missing" in str(error.value) and "withsense store restore" in str(error.value)
 
 
 def test_api_keys(start_gateway, tmp_path):

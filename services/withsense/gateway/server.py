@@ -21,7 +21,7 @@ from withsense.rpc import (
     set_serving,
     wait_for_signal,
 )
-from withsense.store import VectorStore, open_store
+from withsense.store import CataloguedStore, VectorStore, open_store
 from withsense.v1 import search_pb2, search_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,12 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     keys = load_api_keys(settings.api_keys, settings.api_keys_file)
     store = store or open_store(qdrant_url=settings.qdrant_url, data_dir=settings.data_dir, dim=dim,
                                 collection=settings.qdrant_collection, api_key=settings.qdrant_api_key)
+    if isinstance(store, CataloguedStore):
+        try:
+            store.require_intact()  # never serve a store that lost or changed photos
+        except BaseException:
+            store.close()
+            raise
     worker = WorkerClient(settings.worker_address, settings.worker_timeout_s)
     engine = SearchEngine(settings, store, worker, gate)
     server = grpc.aio.server(interceptors=[ApiKeyInterceptor(keys)] if keys else [],

@@ -23,12 +23,15 @@ from withsense.gateway.compliance_gate import ComplianceGate, RegionDecision
 from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
-from withsense.gateway.worker_client import WorkerClient
+from withsense.gateway.worker_client import WORKER_MESSAGE_BYTES, WorkerClient
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INDEX_CHUNK = 16
+# Photos of one worker call, in bytes: half the message limit leaves room for the framing, so
+# four valid 18 MB photos go in two calls instead of failing as one 72 MB message.
+INDEX_CHUNK_BYTES = WORKER_MESSAGE_BYTES // 2
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,9 @@ class SearchEngine:
             if isinstance(item, tuple):
                 summary.failures.append(item)
                 continue
+            if chunk and sum(len(i.image) for i in chunk) + len(item.image) > INDEX_CHUNK_BYTES:
+                await self._index_chunk(chunk, summary)
+                chunk = []
             chunk.append(item)
             if len(chunk) == INDEX_CHUNK:
                 await self._index_chunk(chunk, summary)

@@ -13,14 +13,17 @@ from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgu
 from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc as pb_grpc
 
+#: The largest gRPC message between gateway and worker (the worker's default max_message_mb).
+WORKER_MESSAGE_BYTES = 64 * 1024 * 1024
+
 CHANNEL_OPTIONS = [
     # With several workers behind a headless Service (dns:///worker:50052), spread the calls.
     ("grpc.lb_policy_name", "round_robin"),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", WORKER_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", WORKER_MESSAGE_BYTES),
 ]
 
 
@@ -46,6 +49,8 @@ class WorkerClient:
         code = error.code()
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return InvalidArgument(error.details() or what)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # a message over the size limit
+            return InvalidArgument(f"{what}: {error.details()}")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return DeadlineExceeded(
                 f"inference worker at {self.address} did not answer {what} within {self.timeout_s} s"

@@ -141,7 +141,9 @@ class EdgeStore:
                 self._shard = EdgeShard.load(str(self.path), config)
             else:
                 self._shard = EdgeShard.create(str(self.path), config)
-        except Exception as e:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # a damaged file can make the engine panic (PanicException)
             msg = str(e)
             if "WouldBlock" in msg:
                 raise StoreError(
@@ -157,7 +159,9 @@ class EdgeStore:
         try:
             self._ensure_indexes()
             self._refresh_points()
-        except Exception as e:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:
             self.close()
             if isinstance(e, StoreError):
                 raise
@@ -352,6 +356,39 @@ class EdgeStore:
                 shard.close()
 
     # ------------------------------------------------------------------ extras
+
+    def points(
+        self, image_ids: Sequence[str] | None = None, *, minor: bool | None = None
+    ) -> dict[str, tuple[dict[str, Any], Any]]:
+        """id -> (payload, vectors) exactly as the engine returns them: the given ids, or every
+        point (with `minor`: only those the payload index says have that flag)."""
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                if image_ids is not None:
+                    ids = canonical_ids(image_ids)
+                    records = shard.retrieve(ids, True, True) if ids else []  # type: ignore[arg-type]
+                else:
+                    records = self._scroll_all(shard, minor)
+            except Exception as e:
+                raise StoreError(f"reading points of {self.path} failed: {e}") from e
+        return {str(r.id): (dict(r.payload or {}), r.vector) for r in records}
+
+    @staticmethod
+    def _scroll_all(shard: EdgeShard, minor: bool | None) -> list[Any]:
+        flt = None
+        if minor is not None:
+            flt = Filter(must=[_MINOR_IS_TRUE]) if minor else Filter(must_not=[_MINOR_IS_TRUE])
+        records: list[Any] = []
+        offset: Any = None
+        while True:
+            batch, offset = shard.scroll(ScrollRequest(
+                offset=offset, limit=_BATCH, filter=flt, with_payload=minor is None,
+                with_vector=minor is None,
+            ))
+            records += batch
+            if offset is None:
+                return records
 
     @property
     def searches_exactly(self) -> bool:
