@@ -143,6 +143,54 @@ def test_a_damaged_store_is_refused_at_start_with_what_to_do(start_gateway, back
     assert "missing" in str(error.value) and "withsense store restore" in str(error.value)
 
 
+def test_a_failed_store_write_stops_serving_and_a_restart_settles_it(
+        start_gateway, background_loop, gallery_photos, tmp_path):
+    """The answer and the state agree: a write that failed midway is not served as done."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from tests.helpers import index_requests
+
+    names = list(gallery_photos)
+    first_half = {n: gallery_photos[n] for n in names[: len(names) // 2]}
+    second_half = {n: gallery_photos[n] for n in names[len(names) // 2 :]}
+    data_dir = tmp_path / "failing"
+    gateway = start_gateway(data_dir=data_dir)
+    stub = search_stub(gateway.address)
+    stub.IndexImages(index_requests(first_half), timeout=300)
+    inner = gateway.engine.store.inner
+    write = inner.upsert
+
+    def write_then_fail(records):  # as on a folder made read-only: applied, then flush fails
+        write(records)
+        from withsense.store import StoreError
+
+        raise StoreError(f"upsert into {inner.path} failed: Read-only file system (os error 30)")
+
+    inner.upsert = write_then_fail
+    with pytest.raises(grpc.RpcError) as failed:
+        stub.IndexImages(index_requests(second_half), timeout=300)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "restart" in failed.value.details()
+    for call in (lambda: stub.Search(pb.SearchRequest(query="a cat", top_k=3, region="US"), timeout=10),
+                 lambda: stub.GetStats(pb.GetStatsRequest(), timeout=10)):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(gateway.address))
+    status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+    assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+    background_loop.run(gateway.stop(0.5))
+
+    # The restart settles the interrupted write from the catalogue (here: it had reached the
+    # store), and a rerun completes it with nothing to redo twice.
+    restarted = search_stub(start_gateway(data_dir=data_dir).address)
+    assert restarted.GetStats(pb.GetStatsRequest(), timeout=10).images in (len(first_half),
+                                                                           len(gallery_photos))
+    rerun = restarted.IndexImages(index_requests(gallery_photos), timeout=300)
+    assert rerun.indexed + rerun.unchanged == len(gallery_photos) and rerun.failed == 0
+    assert restarted.GetStats(pb.GetStatsRequest(), timeout=10).images == len(gallery_photos)
+
+
 def test_api_keys(start_gateway, tmp_path):
     keys_file = tmp_path / "keys"
     keys_file.write_text("# mounted secret\nkey-from-file\n")
@@ -158,6 +206,39 @@ def test_api_keys(start_gateway, tmp_path):
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
     for key in ["sesame", "key-from-file"]:
         stub.Search(request, metadata=(("authorization", f"Bearer {key}"),), timeout=30)
+
+
+def test_search_keys_may_not_index_or_delete(start_gateway, gallery_photos, tmp_path):
+    index_file = tmp_path / "index-keys"
+    index_file.write_text("# indexer\nindexer-key\n")
+    gateway = start_gateway(api_keys=["searcher"], index_api_keys_file=index_file)
+    stub = search_stub(gateway.address)
+    searcher, indexer = ((("authorization", f"Bearer {k}"),) for k in ("searcher", "indexer-key"))
+    photo = [pb.IndexImagesRequest(image=gallery_photos["coffee"], uri="coffee.jpg")]
+    for call in (lambda: stub.IndexImages(iter(photo), metadata=searcher, timeout=60),
+                 lambda: stub.DeleteImages(pb.DeleteImagesRequest(uris=["coffee.jpg"]),
+                                           metadata=searcher, timeout=10)):
+        with pytest.raises(grpc.RpcError) as error:
+            call()
+        assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "INDEX_API_KEYS" in error.value.details()
+    assert stub.IndexImages(iter(photo), metadata=indexer, timeout=120).indexed == 1
+    for key in (searcher, indexer):  # both may search and read stats
+        assert stub.GetStats(pb.GetStatsRequest(), metadata=key, timeout=10).images == 1
+    assert stub.DeleteImages(pb.DeleteImagesRequest(uris=["coffee.jpg"]), metadata=indexer,
+                             timeout=10).deleted == 1
+
+
+@pytest.mark.parametrize("settings", [
+    {"api_keys": " , ,"}, {"index_api_keys": ","}, {"api_keys_file": "comments-only"},
+    {"index_api_keys_file": "comments-only"},
+])
+def test_a_configured_but_empty_key_list_refuses_to_start(start_gateway, tmp_path, settings):
+    comments = tmp_path / "comments-only"
+    comments.write_text("# keys go here\n\n   \n")
+    settings = {k: comments if v == "comments-only" else v for k, v in settings.items()}
+    with pytest.raises(ValueError, match="holds no key"):
+        start_gateway(**settings)
 
 
 def test_health_and_reflection_need_no_key(start_gateway):

@@ -54,6 +54,7 @@ from qdrant_edge import (
 )
 
 from .base import (
+    URIS_KEY,
     VECTOR_NAME,
     ImageRecord,
     StoreError,
@@ -86,7 +87,8 @@ def _bool_match(value: bool) -> MatchValue:
 
 _BOOL_TRUE = _bool_match(True)
 _MINOR_IS_TRUE = FieldCondition(key="minor", match=_BOOL_TRUE)
-_INDEXES = {"minor": PayloadSchemaType.Bool, "uri": PayloadSchemaType.Keyword}
+_INDEXES = {"minor": PayloadSchemaType.Bool, "uri": PayloadSchemaType.Keyword,
+            URIS_KEY: PayloadSchemaType.Keyword}
 
 
 def _stored_dim(path: Path) -> int | None:
@@ -301,8 +303,9 @@ class EdgeStore:
         wanted = check_uris(uris)
         if not wanted:
             return []
-        pairs: list[tuple[str, str]] = []
-        flt = Filter(must=[FieldCondition(key="uri", match=MatchAny(any=wanted))])
+        pairs: list[tuple[str, dict[str, Any]]] = []
+        flt = Filter(should=[FieldCondition(key=key, match=MatchAny(any=wanted))
+                             for key in ("uri", URIS_KEY)])
         with self._lock:
             shard = self._open_shard()
             offset: Any = None
@@ -310,16 +313,30 @@ class EdgeStore:
                 while True:
                     records, offset = shard.scroll(
                         ScrollRequest(
-                            offset=offset, limit=_BATCH, filter=flt, with_payload=["uri"],
-                            with_vector=False,
+                            offset=offset, limit=_BATCH, filter=flt,
+                            with_payload=["uri", URIS_KEY], with_vector=False,
                         )
                     )
-                    pairs += [(str(r.id), str((r.payload or {}).get("uri"))) for r in records]
+                    pairs += [(str(r.id), dict(r.payload or {})) for r in records]
                     if offset is None:
                         break
             except Exception as e:
                 raise StoreError(f"scroll in {self.path} failed: {e}") from e
         return order_ids_by_uri(pairs, wanted)
+
+    def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replaces the payloads of existing points (their vectors stay)."""
+        checked = {canonical_id(i): check_payload(i, p) for i, p in payloads.items()}
+        if not checked:
+            return
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                for image_id, payload in checked.items():
+                    shard.update(UpdateOperation.overwrite_payload([image_id], payload))  # type: ignore[list-item]
+                shard.flush()
+            except Exception as e:
+                raise StoreError(f"payload update in {self.path} failed: {e}") from e
 
     def count(self, *, minor: bool | None = None) -> int:
         with self._lock:

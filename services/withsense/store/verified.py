@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import ImageRecord, StoreError, StoreHit
+from .base import ImageRecord, StoreError, StoreHit, uris_of
 from .catalogue import CATALOGUE_FILE, Catalogue, fingerprint
 from .edge import EdgeStore
 
@@ -80,6 +80,12 @@ class CataloguedStore:
         ids = [str(r.image_id) for r in records]
         self.catalogue.mark_pending(ids)
         self.inner.upsert(records)
+        self.catalogue.commit(self._fingerprints(ids))
+
+    def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]]) -> None:
+        ids = list(payloads)
+        self.catalogue.mark_pending(ids)
+        self.inner.set_payloads(payloads)
         self.catalogue.commit(self._fingerprints(ids))
 
     def delete(self, image_ids: Sequence[str]) -> int:
@@ -159,8 +165,8 @@ class CataloguedStore:
             if set(self.inner.points(minor=True)) != minors or \
                     set(self.inner.points(minor=False)) != set(points) - minors:
                 problems.append("the payload index of 'minor' disagrees with the payloads")
-            uris = sorted({str(p["uri"]) for p, _ in points.values() if "uri" in p})
-            with_uri = {i for i, (p, _) in points.items() if "uri" in p}
+            uris = sorted({u for p, _ in points.values() for u in uris_of(p)})
+            with_uri = {i for i, (p, _) in points.items() if uris_of(p)}
             if set(self.inner.ids_for_uris(uris)) != with_uri:
                 problems.append("the payload index of 'uri' disagrees with the payloads")
         except (KeyboardInterrupt, SystemExit):

@@ -19,7 +19,7 @@ collection is checked, not recreated. Settings come from the environment (Config
   RAM too at this scale (VECTORS_ON_DISK=false); at 100M photos set VECTORS_ON_DISK=true (see
   docs/deploy.md). The gateway rescores every candidate exactly in the worker, so quantization
   only affects which candidates are fetched (it oversamples).
-- Payload indexes on `minor` (bool, the compliance filter) and `uri` (keyword, delete by uri).
+- Payload indexes on `minor` (bool, the compliance filter), `uri` and `uris` (keyword, delete by uri).
 
 Usage: python create_collection.py [create|wait]
 """
@@ -35,7 +35,8 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-PAYLOAD_INDEXES = {"minor": models.PayloadSchemaType.BOOL, "uri": models.PayloadSchemaType.KEYWORD}
+PAYLOAD_INDEXES = {"minor": models.PayloadSchemaType.BOOL, "uri": models.PayloadSchemaType.KEYWORD,
+                   "uris": models.PayloadSchemaType.KEYWORD}
 
 
 def _bool(value: str) -> bool:
