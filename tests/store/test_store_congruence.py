@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_testdata import BACKENDS, DIM, Dataset, make_payload, open_backend
+from store_testdata import DIM, Dataset, make_payload, open_backend
 from withsense.store import EdgeStore, ImageRecord, StoreError, VectorStore
 
 K = 10

@@ -91,7 +91,7 @@ _INDEXES = {"minor": PayloadSchemaType.Bool, "uri": PayloadSchemaType.Keyword,
             URIS_KEY: PayloadSchemaType.Keyword}
 
 
-def _stored_dim(path: Path) -> int | None:
+def stored_dim(path: Path) -> int | None:
     """The size of the 'image' vector recorded in an existing shard's config, if readable."""
     try:
         cfg = json.loads((path / _CONFIG_FILE).read_text())
@@ -132,7 +132,7 @@ class EdgeStore:
         )
         exists = (self.path / _CONFIG_FILE).exists()
         if exists:
-            stored = _stored_dim(self.path)
+            stored = stored_dim(self.path)
             if stored is not None and stored != dim:
                 raise StoreError(
                     f"the vector store at {self.path} holds {stored}-d vectors but dim={dim} "
