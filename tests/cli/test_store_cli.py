@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
-from withsense.cli import store_cmd
+from withsense.cli.main import main
 from withsense.store import ImageRecord, open_store, point_id_for
 
 
 def _store_cli(capsys, *argv: str) -> tuple[int, dict]:
-    parser = argparse.ArgumentParser(prog="withsense")
-    store_cmd.add_parser(parser.add_subparsers(dest="command"))
-    code = store_cmd.run(parser.parse_args(["store", *argv, "--json"]))
+    code = main(["store", *argv, "--json"])
     out = capsys.readouterr().out
     return code, (json.loads(out) if out.strip() else {})
 

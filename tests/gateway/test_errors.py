@@ -59,7 +59,7 @@ def test_large_valid_photos_in_one_stream_are_all_indexed(start_gateway):
 
     import numpy as np
     from PIL import Image
-    from withsense.gateway.worker_client import WORKER_MESSAGE_BYTES
+    from withsense.config.defaults import MAX_MESSAGE_BYTES
 
     rng = np.random.default_rng(3)
     photos = {}
@@ -69,7 +69,7 @@ def test_large_valid_photos_in_one_stream_are_all_indexed(start_gateway):
                                                                                      compress_level=0)
         photos[f"big{i}.png"] = buffer.getvalue()
     sizes = [len(p) for p in photos.values()]
-    assert all(17_000_000 < n < 20 * 1024 * 1024 for n in sizes) and sum(sizes) > WORKER_MESSAGE_BYTES
+    assert all(17_000_000 < n < 20 * 1024 * 1024 for n in sizes) and sum(sizes) > MAX_MESSAGE_BYTES
     photos["too-big.png"] = photos["big0.png"] + b"\0" * (3 * 1024 * 1024)  # over the 20 MB limit
     stub = search_stub(start_gateway().address)
     reply = stub.IndexImages(iter([pb.IndexImagesRequest(image=data, uri=uri)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from withsense.cli.output import console, err_console, print_json
 
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The `store` subcommand's parser (imports nothing heavy: the CLI's --help stays fast)."""
     store = sub.add_parser("store", help="verify, snapshot or restore the vector store")
     actions = store.add_subparsers(dest="store_action", required=True)
     verify = actions.add_parser("verify", help="check the embedded store against its catalogue")
@@ -27,9 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         parser.add_argument("--dim", type=int, default=None,
                             help="vector size (default: as recorded in the store, else 384)")
         parser.add_argument("--json", action="store_true")
+    return store
 
 
 def run(args: argparse.Namespace) -> int:
+    from withsense.cli.output import err_console
     from withsense.config import GatewaySettings
     from withsense.store import StoreError
 
@@ -73,6 +74,7 @@ def _embedded(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _server(args: argparse.Namespace, settings) -> int:
+    from withsense.cli.output import err_console
     from withsense.store.snapshots import server_restore, server_snapshot
 
     url, collection, key = settings.qdrant_url.strip(), settings.qdrant_collection, settings.qdrant_api_key
@@ -90,6 +92,8 @@ def _server(args: argparse.Namespace, settings) -> int:
 
 
 def _show(args: argparse.Namespace, data: dict, text: str) -> None:
+    from withsense.cli.output import console, print_json
+
     if args.json:
         print_json(data)
     else:

@@ -10,6 +10,7 @@ from grpc_health.v1.health import aio as health_aio
 from prometheus_client import start_http_server
 
 from withsense.config import GatewaySettings
+from withsense.config.defaults import MAX_MESSAGE_MB
 from withsense.gateway.auth import ApiKeyInterceptor, load_key_ring
 from withsense.gateway.compliance_gate import ComplianceGate
 from withsense.gateway.servicer import SearchServicer
@@ -76,7 +77,7 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     engine = SearchEngine(settings, store, worker, gate)
     interceptors = [DecodeErrorInterceptor(), *([ApiKeyInterceptor(keys)] if keys.required else [])]
     server = grpc.aio.server(interceptors=interceptors,
-                             options=server_options(max_message_mb=64))
+                             options=server_options(max_message_mb=MAX_MESSAGE_MB))
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(engine), server)
     health = add_health_and_reflection(server, [SERVICE])
     engine.on_store_failure = lambda: set_serving(health, [SERVICE], False)

@@ -19,11 +19,12 @@ import numpy as np
 
 from withsense.compliance import audit_log, flag_image
 from withsense.config import GatewaySettings
+from withsense.config.defaults import MAX_MESSAGE_BYTES
 from withsense.gateway.compliance_gate import ComplianceGate, RegionDecision
 from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
-from withsense.gateway.worker_client import WORKER_MESSAGE_BYTES, WorkerClient
+from withsense.gateway.worker_client import WorkerClient
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
 from withsense.store.base import URIS_KEY, canonical_ids, uris_of
 
@@ -32,7 +33,7 @@ T = TypeVar("T")
 INDEX_CHUNK = 16
 # Photos of one worker call, in bytes: half the message limit leaves room for the framing, so
 # four valid 18 MB photos go in two calls instead of failing as one 72 MB message.
-INDEX_CHUNK_BYTES = WORKER_MESSAGE_BYTES // 2
+INDEX_CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,11 @@ import json
 import grpc
 import numpy as np
 
+from withsense.channel import message_options
 from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
 from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc as pb_grpc
 from withsense.worker_token import call_metadata
-
-#: The largest gRPC message between gateway and worker (the worker's default max_message_mb).
-WORKER_MESSAGE_BYTES = 64 * 1024 * 1024
 
 RETRY_POLICY = {
     "maxAttempts": 4,
@@ -42,8 +40,7 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.max_send_message_length", WORKER_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", WORKER_MESSAGE_BYTES),
+    *message_options(),
 ]
 
 

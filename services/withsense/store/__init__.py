@@ -13,7 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from withsense.config.defaults import DEFAULT_COLLECTION
+
 from .base import (
+    PAYLOAD_INDEXES,
     POINT_ID_NAMESPACE,
     REQUIRED_PAYLOAD_KEYS,
     VECTOR_NAME,
@@ -29,7 +32,6 @@ from .verified import CataloguedStore, StoreDamaged, VerifyReport, open_catalogu
 if TYPE_CHECKING:
     from .client import QdrantClientStore
 
-DEFAULT_COLLECTION = "withsense_images"
 
 
 def open_store(
@@ -64,6 +66,7 @@ __all__ = [
     "CataloguedStore",
     "StoreDamaged",
     "VerifyReport",
+    "PAYLOAD_INDEXES",
     "POINT_ID_NAMESPACE",
     "REQUIRED_PAYLOAD_KEYS",
     "VECTOR_NAME",

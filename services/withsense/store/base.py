@@ -32,6 +32,10 @@ REQUIRED_PAYLOAD_KEYS: tuple[str, ...] = (
 #: Optional, for points written before photos could have several uris.
 URIS_KEY = "uris"
 
+#: Payload indexes of every store, by field, as Qdrant schema type names: `minor` serves the
+#: compliance filter, `uri` and `uris` find the photos to delete.
+PAYLOAD_INDEXES: dict[str, str] = {"minor": "bool", "uri": "keyword", URIS_KEY: "keyword"}
+
 #: Namespace of the uuid5 point ids. Fixed forever: changing it re-keys every stored image.
 POINT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://withsense.example/image-content")
 
