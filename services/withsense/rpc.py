@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter
+
+UNDECODABLE = Counter("withsense_rpc_undecodable_requests_total",
+                      "Requests that did not parse as their message type", ["method"])
 
 
 def server_options(max_message_mb: int) -> list[tuple[str, int]]:
@@ -65,3 +71,71 @@ async def wait_for_signal() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+# --------------------------------------------------------------------------- undecodable requests
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """Stands in for a request message that did not parse (garbage bytes, invalid UTF-8 in a
+    string field): streaming servicers get it in the stream and report that one item."""
+
+    message_type: str
+    error: str
+
+    def describe(self) -> str:
+        return f"not a valid {self.message_type} message ({self.error})"
+
+
+def _tolerant(deserializer: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    message_type = getattr(getattr(deserializer, "__self__", None), "__name__", "request")
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:  # noqa: BLE001 - DecodeError and friends
+            return Undecodable(message_type, str(error) or type(error).__name__)
+
+    return deserialize
+
+
+def _rejecting(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+    async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, Undecodable):
+            UNDECODABLE.labels(method=method).inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{method}: {request.describe()}")
+        return await behavior(request, context)
+
+    return checked
+
+
+class DecodeErrorInterceptor(grpc.aio.ServerInterceptor):
+    """A request that does not parse is INVALID_ARGUMENT (gRPC's default is UNKNOWN
+    "Unexpected DecodeError"). Unary calls are refused before the servicer runs; in a client
+    stream the bad message arrives as `Undecodable`, so the servicer can report that item alone."""
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        deserializer = _tolerant(handler.request_deserializer)
+        method = details.method.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _rejecting(handler.unary_unary, method), request_deserializer=deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _rejecting(handler.unary_stream, method), request_deserializer=deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                handler.stream_unary, request_deserializer=deserializer,
+                response_serializer=handler.response_serializer)
+        return grpc.stream_stream_rpc_method_handler(
+            handler.stream_stream, request_deserializer=deserializer,
+            response_serializer=handler.response_serializer)

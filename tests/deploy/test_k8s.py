@@ -413,6 +413,28 @@ def test_audit_salt_from_a_mounted_secret_and_servers_log_at_info(
     assert_file_from_mounted_secret(docs, pod, c, "WITHSENSE_AUDIT_SALT_FILE")
 
 
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_the_worker_secret_is_mounted_into_gateway_and_worker_only(
+    name: str, rendered: dict[str, list[Doc]]
+) -> None:
+    docs = rendered[name]
+    configmaps = configmaps_of(docs)
+    mounted_in = set()
+    for obj in workloads(docs):
+        pod = pod_spec(obj)
+        token_volumes = {v["name"] for v in pod.get("volumes") or []
+                         if v.get("secret", {}).get("secretName", "").startswith("withsense-worker-token")}
+        for c in containers(obj):
+            mounts = [m for m in c.get("volumeMounts") or [] if m["name"] in token_volumes]
+            if not mounts:
+                continue
+            mounted_in.add(c["name"])
+            token_file = env_value(c, "WITHSENSE_WORKER_TOKEN_FILE", configmaps)
+            assert token_file and token_file.startswith(mounts[0]["mountPath"] + "/")
+            assert mounts[0].get("readOnly") is True
+    assert mounted_in == {"gateway", "worker"}
+
+
 # --------------------------------------------------------------------------- dev
 
 def test_dev_runs_gateway_and_worker_in_one_pod_with_the_embedded_store(

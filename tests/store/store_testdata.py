@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from withsense.store import EdgeStore, ImageRecord, VectorStore, point_id_for
+from withsense.store import EdgeStore, ImageRecord, VectorStore, open_store, point_id_for
 from withsense.store.client import QdrantClientStore
 
 DIM = 32
 N = 500
 SEED = 20240611
-BACKENDS = ["edge", "client-local"]
+BACKENDS = ["edge", "edge-catalogued", "client-local"]
 COLLECTION = "test_images"
 
 
@@ -84,6 +84,8 @@ def make_dataset(n: int = N, dim: int = DIM, seed: int = SEED) -> Dataset:
 def open_backend(kind: str, folder: Path, dim: int = DIM) -> VectorStore:
     if kind == "edge":
         return EdgeStore(folder / "edge", dim)
+    if kind == "edge-catalogued":  # what the gateway opens by default
+        return open_store(qdrant_url="", data_dir=folder / "catalogued", dim=dim)
     if kind == "client-local":
         return QdrantClientStore(path=str(folder / "local"), collection=COLLECTION, dim=dim)
     raise ValueError(kind)

@@ -11,6 +11,7 @@ import pytest
 from store_testdata import COLLECTION, DIM, Dataset, open_backend
 from withsense.store import (
     POINT_ID_NAMESPACE,
+    CataloguedStore,
     EdgeStore,
     StoreError,
     VectorStore,
@@ -163,7 +164,8 @@ def test_client_unreachable_server_is_a_store_error() -> None:
 def test_open_store_defaults_to_edge(tmp_path: Path, dataset: Dataset) -> None:
     store = open_store(qdrant_url="", data_dir=tmp_path, dim=DIM)
     try:
-        assert isinstance(store, EdgeStore) and isinstance(store, VectorStore)
+        assert isinstance(store, CataloguedStore) and isinstance(store, VectorStore)
+        assert isinstance(store.inner, EdgeStore)
         assert store.backend == "qdrant-edge"
         assert store.path == tmp_path / "store"
         store.upsert(dataset.records[:2])
@@ -183,3 +185,20 @@ def test_store_package_imports_client_lazily() -> None:
     assert pkg.QdrantClientStore is QdrantClientStore
     with pytest.raises(AttributeError):
         _ = pkg.NoSuchThing  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------------------- several uris
+
+
+def test_a_photo_with_several_uris_is_found_by_each(store: VectorStore, dataset: Dataset) -> None:
+    first, second = dataset.records[0], dataset.records[1]
+    store.upsert([first, second])
+    payload = {**first.payload, "uri": "a.jpg", "uris": ["a.jpg", "b.jpg"]}
+    store.set_payloads({first.image_id: payload})
+    assert store.ids_for_uris(["b.jpg"]) == [first.image_id]
+    assert store.ids_for_uris([second.payload["uri"], "a.jpg"]) == [second.image_id, first.image_id]
+    assert store.get([first.image_id])[first.image_id]["uris"] == ["a.jpg", "b.jpg"]
+    hit = store.search(first.vector, 1, exclude_minor=False)[0]
+    assert hit.image_id == first.image_id and hit.vector is not None  # the vector stayed
+    with pytest.raises(StoreError, match="uris"):
+        store.set_payloads({first.image_id: {**payload, "uris": []}})

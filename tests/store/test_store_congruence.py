@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_testdata import BACKENDS, DIM, Dataset, make_payload, open_backend
+from store_testdata import DIM, Dataset, make_payload, open_backend
 from withsense.store import EdgeStore, ImageRecord, StoreError, VectorStore
 
 K = 10
@@ -35,7 +35,8 @@ def ids_of(hits: list) -> list[str]:
 
 def test_store_satisfies_protocol(filled: VectorStore, kind: str) -> None:
     assert isinstance(filled, VectorStore)
-    assert filled.backend == {"edge": "qdrant-edge", "client-local": "qdrant-client"}[kind]
+    assert filled.backend == {"edge": "qdrant-edge", "edge-catalogued": "qdrant-edge",
+                              "client-local": "qdrant-client"}[kind]
     assert filled.dim == DIM
 
 
@@ -133,7 +134,7 @@ def test_optimize_keeps_exact_results(
 
 def test_backends_agree(filled_stores: Callable[[str], VectorStore], dataset: Dataset) -> None:
     """The same queries against both backends give identical top-k id lists."""
-    edge, local = (filled_stores(k) for k in BACKENDS)
+    edge, local = filled_stores("edge"), filled_stores("client-local")
     cases = [
         {"exclude_minor": False},
         {"exclude_minor": True},

@@ -26,6 +26,9 @@ async def test_model_info_is_complete(stub, worker, worker_runtime):
     assert info.zero_shot == worker_runtime.artifact.zero_shot
     assert info.score_backend == worker_runtime.backend
     assert json.loads(info.model_card_json) == worker_runtime.artifact.card
+    # No server path leaves the worker: the artifact folder's name only.
+    assert info.artifact_dir == worker_runtime.artifact.path.name and "/" not in info.artifact_dir
+    assert str(worker_runtime.artifact.path.parent) not in str(info)
     limits = worker.settings
     assert (info.max_texts, info.max_text_chars) == (limits.max_texts, limits.max_text_chars)
     assert (info.max_images, info.max_image_bytes, info.max_image_pixels) == (

@@ -126,6 +126,12 @@ def _add_loadtest(sub: argparse._SubParsersAction) -> None:
     loadtest.set_defaults(func=_lazy("withsense.loadtest.cli:run"))
 
 
+def _add_store(sub: argparse._SubParsersAction) -> None:
+    from withsense.cli.store_cmd import add_parser
+
+    add_parser(sub).set_defaults(func=_lazy("withsense.cli.store_cmd:run"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="withsense", description=__doc__.split("\n\n")[0])
     parser.add_argument("--log-level", type=_log_level,
@@ -138,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_commands(sub)
     _add_trainer_commands(sub)
     _add_loadtest(sub)
+    _add_store(sub)
     return parser
 
 

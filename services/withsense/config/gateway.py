@@ -35,6 +35,12 @@ class GatewaySettings(BaseSettings):
     worker_address: str = Field(
         default="127.0.0.1:50052", description="host:port of the inference worker."
     )
+    worker_token: str = Field(
+        default="", description="Shared secret sent to the worker (prefer worker_token_file)."
+    )
+    worker_token_file: Path | None = Field(
+        default=None, description="A mounted secret with the worker's shared secret (one line)."
+    )
     worker_timeout_s: float = Field(default=10.0, gt=0, description="Deadline of worker calls.")
     store_timeout_s: float = Field(default=5.0, gt=0, description="Deadline of store calls.")
     data_dir: Path = Field(default=Path("data"), description="Embedded store lives here.")
@@ -53,10 +59,19 @@ class GatewaySettings(BaseSettings):
         description="In a restricted region a flagged hit is replaced by the disclaimer or dropped.",
     )
     api_keys: Annotated[list[str], NoDecode] = Field(
-        default=[], description="Accepted API keys (Bearer tokens); empty: none required."
+        default=[], description="API keys that may search (Bearer tokens, comma-separated). "
+        "With no keys at all (neither these nor index keys) none is required; set but holding "
+        "no key (' , ,') refuses to start."
     )
     api_keys_file: Path | None = Field(
-        default=None, description="A mounted secret with one API key per line."
+        default=None, description="A mounted secret with one search key per line (# comments); "
+        "a file without a key refuses to start."
+    )
+    index_api_keys: Annotated[list[str], NoDecode] = Field(
+        default=[], description="API keys that may also index and delete (comma-separated)."
+    )
+    index_api_keys_file: Path | None = Field(
+        default=None, description="A mounted secret with one index key per line."
     )
     tls_cert: Path | None = Field(default=None, description="PEM certificate: serve TLS.")
     tls_key: Path | None = Field(default=None, description="PEM private key for tls_cert.")
@@ -72,14 +87,27 @@ class GatewaySettings(BaseSettings):
         "training captions in the model's own text space (GetModelInfo), else 0.45 (chosen the "
         "same way for the zero-shot model: 1% of adult captions blocked).",
     )
+    grace_seconds: float = Field(
+        default=10.0, ge=0, description="On shutdown, how long requests in flight may finish "
+        "(health reports NOT_SERVING from the start of it)."
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics HTTP port; 0: off."
     )
 
-    @field_validator("restricted_regions", "api_keys", mode="before")
+    @field_validator("restricted_regions", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("api_keys", "index_api_keys", mode="before")
+    @classmethod
+    def _key_csv(cls, value: object) -> object:
+        # Empty parts are kept so that a list set to " , ," is seen as set-but-empty (refused
+        # at start) rather than as unset (no auth).
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",")] if value.strip() else []
+        return value
 
     @field_validator("restricted_regions")
     @classmethod

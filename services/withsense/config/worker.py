@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -15,6 +16,12 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WITHSENSE_WORKER_", extra="ignore")
 
     host: str = Field(default="127.0.0.1", description="Listen address (loopback by default).")
+    token: str = Field(
+        default="", description="Shared secret the gateway must send (prefer token_file)."
+    )
+    token_file: Path | None = Field(
+        default=None, description="A mounted secret holding the shared secret (one line)."
+    )
     port: int = Field(default=50052, ge=0, le=65535, description="Listen port; 0 picks a free one.")
     max_batch_size: int = Field(
         default=32, ge=1, le=1024, description="Most items the dynamic batcher runs together."

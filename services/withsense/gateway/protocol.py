@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from withsense.config import GatewaySettings
 from withsense.gateway.errors import InvalidArgument
+from withsense.rpc import Undecodable
 from withsense.store.base import REQUIRED_PAYLOAD_KEYS
 from withsense.v1 import search_pb2 as pb
 
@@ -73,6 +74,8 @@ def search_params(request: pb.SearchRequest, settings: GatewaySettings) -> Searc
 
 def index_item(request: pb.IndexImagesRequest, position: int) -> IndexItem:
     """Checks one streamed photo; `position` names it in errors when it has no uri."""
+    if isinstance(request, Undecodable):
+        raise InvalidArgument(f"item {position}: {request.describe()}")
     name = request.uri or f"item {position}"
     if not request.uri:
         raise InvalidArgument(f"{name}: uri is empty; give the path or name the photo is indexed under")

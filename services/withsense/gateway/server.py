@@ -7,26 +7,29 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
+from grpc_health.v1.health import aio as health_aio
 from prometheus_client import start_http_server
 
 from withsense.compliance.audit import configure_query_salt
 from withsense.config import GatewaySettings
 from withsense.config.defaults import MAX_MESSAGE_MB
-from withsense.gateway.auth import ApiKeyInterceptor, load_api_keys
+from withsense.gateway.auth import ApiKeyInterceptor, load_key_ring
 from withsense.gateway.compliance_gate import ComplianceGate
 from withsense.gateway.servicer import SearchServicer
 from withsense.gateway.serving import SearchEngine
 from withsense.gateway.worker_client import WorkerClient
 from withsense.rpc import (
+    DecodeErrorInterceptor,
     add_health_and_reflection,
     bind,
     server_options,
     set_serving,
     wait_for_signal,
 )
-from withsense.store import VectorStore, open_store
+from withsense.store import CataloguedStore, VectorStore, open_store
 from withsense.thumbnails import open_thumbnail_store
 from withsense.v1 import search_pb2, search_pb2_grpc
+from withsense.worker_token import load_token
 
 if TYPE_CHECKING:
     from withsense.web.server import HttpServer
@@ -40,8 +43,10 @@ class GatewayServer:
     server: grpc.aio.Server
     engine: SearchEngine
     port: int
+    health: health_aio.HealthServicer
+    grace_seconds: float = 10.0
     http: HttpServer | None = None
-    serving: bool = True
+    _stopped: bool = False
 
     @property
     def address(self) -> str:
@@ -52,8 +57,20 @@ class GatewayServer:
         """Base URL of the web page and HTTP API; empty when HTTP is off."""
         return f"http://127.0.0.1:{self.http.port}" if self.http else ""
 
-    async def stop(self, grace: float = 5.0) -> None:
-        self.serving = False
+    @property
+    def serving(self) -> bool:
+        """What the HTTP health check says: false once stopping, or after a failed store write."""
+        return not self._stopped and not self.engine.store_failure
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Like the worker: health NOT_SERVING first (load balancers stop sending), no new
+        calls, calls in flight get `grace` seconds (default: settings.grace_seconds), then the
+        worker channel and the store close."""
+        if self._stopped:
+            return
+        self._stopped = True
+        grace = self.grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
         if self.http is not None:
             await self.http.stop(grace)
         await self.server.stop(grace)
@@ -66,17 +83,27 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     """Opens the store (a clear error if unusable), connects the worker, then serves."""
     configure_query_salt()
     gate = ComplianceGate(settings.restricted_regions, settings.semantic_threshold)
-    keys = load_api_keys(settings.api_keys, settings.api_keys_file)
+    keys = load_key_ring(settings.api_keys, settings.api_keys_file,
+                         settings.index_api_keys, settings.index_api_keys_file)
     store = store or open_store(qdrant_url=settings.qdrant_url, data_dir=settings.data_dir, dim=dim,
                                 collection=settings.qdrant_collection, api_key=settings.qdrant_api_key)
-    worker = WorkerClient(settings.worker_address, settings.worker_timeout_s)
+    if isinstance(store, CataloguedStore):
+        try:
+            store.require_intact()  # never serve a store that lost or changed photos
+        except BaseException:
+            store.close()
+            raise
+    worker = WorkerClient(settings.worker_address, settings.worker_timeout_s,
+                          load_token(settings.worker_token, settings.worker_token_file))
     engine = SearchEngine(settings, store, worker, gate, open_thumbnail_store(settings.data_dir))
-    auth = ApiKeyInterceptor(keys) if keys else None
-    server = grpc.aio.server(interceptors=[auth] if auth else [],
+    auth = ApiKeyInterceptor(keys) if keys.required else None
+    interceptors = [DecodeErrorInterceptor(), *([auth] if auth else [])]
+    server = grpc.aio.server(interceptors=interceptors,
                              options=server_options(max_message_mb=MAX_MESSAGE_MB))
     servicer = SearchServicer(engine)
     search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, server)
     health = add_health_and_reflection(server, [SERVICE])
+    engine.on_store_failure = lambda: set_serving(health, [SERVICE], False)
     try:
         port = bind(server, settings.host, settings.port, tls_cert=settings.tls_cert,
                     tls_key=settings.tls_key)
@@ -88,7 +115,8 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
         await worker.close()
         store.close()
         raise
-    gateway = GatewayServer(server=server, engine=engine, port=port)
+    gateway = GatewayServer(server=server, engine=engine, port=port, health=health,
+                            grace_seconds=settings.grace_seconds)
     if settings.http_port >= 0:
         try:
             gateway.http = await _start_http(settings, servicer, auth, lambda: gateway.serving)
@@ -100,7 +128,7 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
         start_http_server(settings.metrics_port)
     log.info("gateway serving on %s:%d, HTTP %s (store %s, worker %s, keys %s)", settings.host, port,
              gateway.http.port if gateway.http else "off", store.backend, settings.worker_address,
-             "required" if keys else "not required")
+             "required" if keys.required else "not required")
     return gateway
 
 

@@ -59,7 +59,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                 try:
                     yield index_item(request, position)
                 except InvalidArgument as error:
-                    yield (request.uri or f"item {position}", str(error))
+                    yield (getattr(request, "uri", "") or f"item {position}", str(error))
                 position += 1
 
         summary = await self.engine.index(items())

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from withsense.compliance import audit_log, flag_image
 from withsense.config import GatewaySettings
+from withsense.config.defaults import MAX_MESSAGE_BYTES
 from withsense.gateway.compliance_gate import ComplianceGate, RegionDecision
 from withsense.gateway.errors import (
     DeadlineExceeded,
@@ -33,12 +34,16 @@ from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.worker_client import WorkerClient
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
+from withsense.store.base import URIS_KEY, canonical_ids, uris_of
 from withsense.thumbnails import ThumbnailStore, make_thumbnail
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INDEX_CHUNK = 16
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# Photos of one worker call, in bytes: half the message limit leaves room for the framing, so
+# four valid 18 MB photos go in two calls instead of failing as one 72 MB message.
+INDEX_CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class IndexSummary:
     flagged: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
+    written: set[str] = field(default_factory=set)  # photos written by this call
 
 
 class SearchEngine:
@@ -78,6 +84,10 @@ class SearchEngine:
         self.gate = gate
         self.thumbnails = thumbnails
         self.model_version = ""
+        # Set when a store write failed midway: what the store holds is then unknown until the
+        # catalogue settles it at the next start, so nothing is served (see _store_write).
+        self.store_failure = ""
+        self.on_store_failure: Callable[[], Awaitable[None]] | None = None
 
     async def start(self) -> None:
         """Asks the worker for the model and embeds the child-concept prototypes once."""
@@ -94,6 +104,8 @@ class SearchEngine:
         log.info("semantic child-query threshold %.3f", threshold)
 
     async def _store_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.store_failure:
+            raise Unavailable(self.store_failure)
         try:
             return await asyncio.wait_for(
                 asyncio.to_thread(fn, *args, **kwargs), self.settings.store_timeout_s
@@ -106,6 +118,25 @@ class SearchEngine:
         except StoreError as exc:
             raise Unavailable(f"vector store ({self.store.backend}): {exc}") from None
 
+    async def _store_write(self, fn: Callable[..., T], *args: Any) -> T:
+        """A write (upsert, delete). If it fails or times out, part of it may have reached the
+        store, so an error answer would disagree with what is searchable: the gateway stops
+        serving instead (health NOT_SERVING) until a restart settles the write."""
+        try:
+            return await self._store_call(fn, *args)
+        except (Unavailable, DeadlineExceeded) as exc:
+            if self.store_failure:
+                raise
+            self.store_failure = (
+                f"{exc}; the gateway stopped serving because the store may hold part of this "
+                "write: restart it once the data folder is writable (the write is then settled "
+                "from the store's catalogue) and send the photos again (indexing is idempotent)"
+            )
+            log.error("store write failed; not serving until restarted: %s", exc)
+            if self.on_store_failure is not None:
+                await self.on_store_failure()
+            raise Unavailable(self.store_failure) from None
+
     # --- search -----------------------------------------------------------------------------
 
     async def search(self, params: SearchParams) -> SearchResult:
@@ -114,15 +145,11 @@ class SearchEngine:
             decision = self.gate.policy.check(params.query)
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
-        # The semantic check judges the query without words the lexicon knows are no child
-        # ("baby" in "baby blue"); embedded in the same worker call when it differs.
-        judged = self.gate.policy.semantic_text(params.query) if region.restricted else params.query
-        texts = [params.query] if judged == params.query else [params.query, judged]
-        query_vectors, version = await self.worker.embed_texts(texts)
+        query_vectors, version = await self.worker.embed_texts([params.query])
         self.model_version = version or self.model_version
         query = query_vectors[0]
         if region.restricted:
-            decision = self.gate.policy.check(params.query, embedding=query_vectors[-1])
+            decision = self.gate.policy.check(params.query, embedding=query)
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"
@@ -152,9 +179,12 @@ class SearchEngine:
 
     async def _rescore(self, query: np.ndarray, candidates: list[StoreHit], params: SearchParams,
                        region: RegionDecision) -> list[Hit]:
+        # A candidate without a vector cannot be scored: leave it out here, so that the
+        # probabilities are paired with the very candidates that were scored.
+        candidates = [c for c in candidates if c.vector is not None]
         if not candidates:
             return []
-        vectors = np.stack([c.vector for c in candidates if c.vector is not None])
+        vectors = np.stack([c.vector for c in candidates])
         probabilities = await self.worker.score(query, vectors)
         order = np.argsort(-probabilities, kind="stable")
         hits: list[Hit] = []
@@ -183,6 +213,9 @@ class SearchEngine:
             if isinstance(item, tuple):
                 summary.failures.append(item)
                 continue
+            if chunk and sum(len(i.image) for i in chunk) + len(item.image) > INDEX_CHUNK_BYTES:
+                await self._index_chunk(chunk, summary)
+                chunk = []
             chunk.append(item)
             if len(chunk) == INDEX_CHUNK:
                 await self._index_chunk(chunk, summary)
@@ -195,38 +228,60 @@ class SearchEngine:
         return summary
 
     async def _index_chunk(self, chunk: list[IndexItem], summary: IndexSummary) -> None:
+        """One photo (one content) is one point with every uri it was sent under: the same
+        bytes again add a uri, never a second photo. New photos are embedded; a photo already
+        stored only has its payload updated (same content, same vector)."""
         ids = [point_id_for(item.image) for item in chunk]
         existing = await self._store_call(self.store.get, ids)
-        todo: list[tuple[str, IndexItem, dict[str, Any]]] = []
+        todo: dict[str, tuple[list[IndexItem], dict[str, Any]]] = {}
         unchanged: list[IndexItem] = []
         for image_id, item in zip(ids, chunk, strict=True):
-            payload = _payload(item)
             summary.image_ids.append(image_id)
-            if _same(existing.get(image_id), payload):
+            if image_id in todo:  # the same photo again in this chunk
+                items, payload = todo[image_id]
+                todo[image_id] = ([*items, item], _with_uris(payload, [*uris_of(payload), item.uri]))
+                continue
+            stored = existing.get(image_id)
+            payload = _with_uris(_payload(item), [*(uris_of(stored) if stored else []), item.uri])
+            if _same(stored, payload):
                 summary.unchanged += 1
                 unchanged.append(item)
             else:
-                todo.append((image_id, item, payload))
+                todo[image_id] = ([item], payload)
         # A photo indexed before thumbnails existed gets one on the next run.
-        await self._store_thumbnails(unchanged, summary, only_missing=True)
-        if not todo:
-            return
-        vectors = await self._embed_each([item for _, item, _ in todo], summary)
-        embedded = [(image_id, item, payload, vector)
-                    for (image_id, item, payload), vector in zip(todo, vectors, strict=True)
-                    if vector is not None]
+        await self._store_thumbnails(unchanged + [todo[i][0][0] for i in todo if i in existing],
+                                     summary, only_missing=True)
+        new = [image_id for image_id in todo if image_id not in existing]
+        vectors = await self._embed_each([todo[i][0][0] for i in new], summary)
+        embedded = {i: v for i, v in zip(new, vectors, strict=True) if v is not None}
         # The thumbnail is written before the point, so every searchable photo has one.
-        failed = await self._store_thumbnails([item for _, item, _, _ in embedded], summary)
-        records = [ImageRecord(image_id, vector, payload)
-                   for image_id, item, payload, vector in embedded if item.uri not in failed]
-        await self._replace_moved_uris(records)
-        await self._store_call(self.store.upsert, records)
-        summary.indexed += len(records)
-        summary.flagged += sum(bool(r.payload["minor"]) for r in records)
-        for record in records:
-            audit_log("index", decision="flagged" if record.payload["minor"] else "clear",
-                      rule="; ".join(record.payload["flag_reasons"]) or "no child terms",
-                      image_id=record.image_id)
+        failed = await self._store_thumbnails([todo[i][0][0] for i in embedded], summary)
+        for image_id in new:
+            if image_id not in embedded or todo[image_id][0][0].uri in failed:
+                # reported for its first uri; the others share its fate
+                summary.failures += [(item.uri, "same photo as " + todo[image_id][0][0].uri)
+                                     for item in todo.pop(image_id)[0][1:]]
+        records = [ImageRecord(i, v, todo[i][1]) for i, v in embedded.items() if i in todo]
+        updates = {i: payload for i, (_, payload) in todo.items() if i in existing}
+        await self._detach_uris([u for _, p in todo.values() for u in uris_of(p)], keep=set(todo))
+        await self._store_write(self.store.upsert, records)
+        if updates:
+            await self._store_write(self.store.set_payloads, updates)
+        self._count_written(todo, summary)
+
+    def _count_written(self, todo: dict[str, tuple[list[IndexItem], dict[str, Any]]],
+                       summary: IndexSummary) -> None:
+        """`indexed` counts photos written by this call, each once; every other item of the
+        stream that succeeded is `unchanged`."""
+        for image_id, (items, payload) in todo.items():
+            first_time = image_id not in summary.written
+            summary.written.add(image_id)
+            summary.indexed += first_time
+            summary.unchanged += len(items) - first_time
+            summary.flagged += first_time and bool(payload["minor"])
+            audit_log("index", decision="flagged" if payload["minor"] else "clear",
+                      rule="; ".join(payload["flag_reasons"]) or "no child terms",
+                      image_id=image_id)
 
     async def _embed_each(self, items: list[IndexItem],
                           summary: IndexSummary) -> list[np.ndarray | None]:
@@ -267,30 +322,39 @@ class SearchEngine:
                 raise Unavailable(f"thumbnail store: {exc}") from None
         return failed
 
-    async def _replace_moved_uris(self, records: list[ImageRecord]) -> None:
-        """A file whose content changed keeps its uri: drop the old content's point."""
-        uris = [r.payload["uri"] for r in records]
-        old = await self._store_call(self.store.ids_for_uris, uris)
-        new_ids = {r.image_id for r in records}
-        stale = [image_id for image_id in old if image_id not in new_ids]
-        if stale:
-            await self._store_call(self.store.delete, stale)
+    async def _detach_uris(self, uris: list[str], keep: set[str]) -> int:
+        """Takes `uris` off every other photo that has them (a file whose content changed keeps
+        its uri); a photo left with no uri is deleted. Returns how many uris were taken off."""
+        others = [i for i in await self._store_call(self.store.ids_for_uris, uris) if i not in keep]
+        if not others:
+            return 0
+        gone, detached, updates = set(uris), 0, {}
+        payloads = await self._store_call(self.store.get, others)
+        for image_id, payload in payloads.items():
+            remaining = [u for u in uris_of(payload) if u not in gone]
+            detached += len(uris_of(payload)) - len(remaining)
+            if remaining:
+                updates[image_id] = _with_uris(payload, remaining)
+        if updates:
+            await self._store_write(self.store.set_payloads, updates)
+        emptied = [i for i in others if i not in updates]
+        if emptied:
+            await self._store_write(self.store.delete, emptied)
+            await asyncio.to_thread(self._delete_thumbnails, [payloads[i] for i in emptied])
+        return detached
 
     # --- deletion and stats -----------------------------------------------------------------
 
     async def delete(self, image_ids: list[str], uris: list[str]) -> int:
-        ids = list(image_ids)
-        if uris:
-            ids += await self._store_call(self.store.ids_for_uris, uris)
-        if not ids:
-            return 0
-        ids = list(dict.fromkeys(ids))
         try:
-            payloads = await self._store_call(self.store.get, ids)
-            deleted = await self._store_call(self.store.delete, ids)
-        except Unavailable as exc:
+            ids = canonical_ids(image_ids)
+        except StoreError as exc:
             raise InvalidArgument(f"image_ids: {exc}") from None
+        payloads = await self._store_call(self.store.get, ids) if ids else {}
+        deleted = await self._store_write(self.store.delete, ids) if ids else 0
         await asyncio.to_thread(self._delete_thumbnails, payloads.values())
+        if uris:
+            deleted += await self._detach_uris(list(uris), keep=set())
         audit_log("delete", decision="deleted", rule="client request", count=deleted)
         return deleted
 
@@ -342,6 +406,12 @@ def _payload(item: IndexItem) -> dict[str, Any]:
         "descriptions": list(item.descriptions),
         "content_hash": hashlib.sha256(item.image).hexdigest(),
     }
+
+
+def _with_uris(payload: dict[str, Any], uris: list[str]) -> dict[str, Any]:
+    """The payload listing `uris` (duplicates dropped, order kept); `uri` is the first."""
+    uris = list(dict.fromkeys(uris))
+    return {**payload, "uri": uris[0], URIS_KEY: uris}
 
 
 def _same(stored: dict[str, Any] | None, payload: dict[str, Any]) -> bool:

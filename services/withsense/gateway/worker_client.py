@@ -1,10 +1,15 @@
 """The gateway's client of the inference worker: deadlines on every call, fast failure.
 
 The channel reconnects with a short backoff, so when a stopped worker comes back the gateway
-recovers within a second or two instead of gRPC's default of up to two minutes.
+recovers within a second or two instead of gRPC's default of up to two minutes. Every worker
+call is idempotent (embeddings and scores are pure functions of the request), so gRPC's retry
+policy retries UNAVAILABLE: with several workers behind the round-robin channel, a call that
+hit a worker that just died goes to another one and the client never sees the error.
 """
 
 from __future__ import annotations
+
+import json
 
 import grpc
 import numpy as np
@@ -13,8 +18,23 @@ from withsense.channel import message_options
 from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
 from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc as pb_grpc
+from withsense.worker_token import call_metadata
+
+RETRY_POLICY = {
+    "maxAttempts": 4,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "1s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
+SERVICE_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "withsense.v1.InferenceService"}],
+    "retryPolicy": RETRY_POLICY,
+}]})
 
 CHANNEL_OPTIONS = [
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", SERVICE_CONFIG),
     # With several workers behind a headless Service (dns:///worker:50052), spread the calls.
     ("grpc.lb_policy_name", "round_robin"),
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -33,9 +53,10 @@ def _pb_vector(vector: np.ndarray) -> pb.Vector:
 
 
 class WorkerClient:
-    def __init__(self, address: str, timeout_s: float) -> None:
+    def __init__(self, address: str, timeout_s: float, token: str = "") -> None:
         self.address = address
         self.timeout_s = timeout_s
+        self._metadata = call_metadata(token)
         self._channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._stub = pb_grpc.InferenceServiceStub(self._channel)
 
@@ -46,6 +67,8 @@ class WorkerClient:
         code = error.code()
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return InvalidArgument(error.details() or what)
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # a message over the size limit
+            return InvalidArgument(f"{what}: {error.details()}")
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return DeadlineExceeded(
                 f"inference worker at {self.address} did not answer {what} within {self.timeout_s} s"
@@ -58,7 +81,8 @@ class WorkerClient:
 
     async def embed_texts(self, texts: list[str]) -> tuple[np.ndarray, str]:
         try:
-            reply = await self._stub.EmbedText(pb.EmbedTextRequest(texts=texts), timeout=self.timeout_s)
+            reply = await self._stub.EmbedText(pb.EmbedTextRequest(texts=texts),
+                                               timeout=self.timeout_s, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             raise self._translate(error, "EmbedText") from None
         return _vectors(reply.vectors), reply.model_version
@@ -66,7 +90,8 @@ class WorkerClient:
     async def embed_images(self, images: list[bytes]) -> np.ndarray:
         try:
             reply = await self._stub.EmbedImages(
-                pb.EmbedImagesRequest(images=images), timeout=self.timeout_s * 3
+                pb.EmbedImagesRequest(images=images), timeout=self.timeout_s * 3,
+                metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as error:
             raise self._translate(error, "EmbedImages") from None
@@ -77,13 +102,14 @@ class WorkerClient:
             query=_pb_vector(query), candidates=[_pb_vector(c) for c in candidates],
         )])
         try:
-            reply = await self._stub.Score(request, timeout=self.timeout_s)
+            reply = await self._stub.Score(request, timeout=self.timeout_s, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             raise self._translate(error, "Score") from None
         return np.asarray(reply.results[0].probabilities, dtype=np.float32)
 
     async def model_info(self) -> pb.GetModelInfoResponse:
         try:
-            return await self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout_s)
+            return await self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout_s,
+                                                 metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             raise self._translate(error, "GetModelInfo") from None

@@ -27,6 +27,7 @@ from .base import (
     point_id_for,
 )
 from .edge import EdgeStore
+from .verified import CataloguedStore, StoreDamaged, VerifyReport, open_catalogued
 
 if TYPE_CHECKING:
     from .client import QdrantClientStore
@@ -41,9 +42,10 @@ def open_store(
     collection: str = DEFAULT_COLLECTION,
     api_key: str = "",
 ) -> VectorStore:
-    """Empty `qdrant_url`: an `EdgeStore` in `data_dir/"store"`; else a `QdrantClientStore`."""
+    """Empty `qdrant_url`: an `EdgeStore` in `data_dir/"store"` with its catalogue (see
+    `verified`); else a `QdrantClientStore` (the server keeps its own write-ahead log)."""
     if not qdrant_url.strip():
-        return EdgeStore(Path(data_dir) / "store", dim)
+        return open_catalogued(Path(data_dir), dim)
     from .client import QdrantClientStore
 
     return QdrantClientStore(
@@ -61,6 +63,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_COLLECTION",
+    "CataloguedStore",
+    "StoreDamaged",
+    "VerifyReport",
     "PAYLOAD_INDEXES",
     "POINT_ID_NAMESPACE",
     "REQUIRED_PAYLOAD_KEYS",

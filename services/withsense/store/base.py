@@ -28,9 +28,13 @@ REQUIRED_PAYLOAD_KEYS: tuple[str, ...] = (
     "content_hash",
 )
 
+#: Every uri a photo (one content, one point) was indexed under; `uri` is the first of them.
+#: Optional, for points written before photos could have several uris.
+URIS_KEY = "uris"
+
 #: Payload indexes of every store, by field, as Qdrant schema type names: `minor` serves the
-#: compliance filter, `uri` finds the photos to delete.
-PAYLOAD_INDEXES: dict[str, str] = {"minor": "bool", "uri": "keyword"}
+#: compliance filter, `uri` and `uris` find the photos to delete.
+PAYLOAD_INDEXES: dict[str, str] = {"minor": "bool", "uri": "keyword", URIS_KEY: "keyword"}
 
 #: Namespace of the uuid5 point ids. Fixed forever: changing it re-keys every stored image.
 POINT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://withsense.example/image-content")
@@ -83,6 +87,8 @@ class VectorStore(Protocol):
     def delete(self, image_ids: Sequence[str]) -> int: ...
 
     def ids_for_uris(self, uris: Sequence[str]) -> list[str]: ...
+
+    def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]]) -> None: ...
 
     def count(self, *, minor: bool | None = None) -> int: ...
 
@@ -162,6 +168,11 @@ def check_payload(image_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise StoreError(f"image {image_id}: payload {key!r} must be a list of str")
         out[key] = list(value)
+    if URIS_KEY in out:
+        uris = out[URIS_KEY]
+        if not isinstance(uris, list | tuple) or not uris or not all(isinstance(u, str) for u in uris):
+            raise StoreError(f"image {image_id}: payload {URIS_KEY!r} must be a non-empty list of str")
+        out[URIS_KEY] = list(uris)
     if not isinstance(out["content_hash"], str):
         raise StoreError(f"image {image_id}: payload 'content_hash' must be a str")
     return out
@@ -197,10 +208,23 @@ def check_uris(uris: Sequence[str]) -> list[str]:
     return out
 
 
-def order_ids_by_uri(pairs: Sequence[tuple[str, str]], uris: Sequence[str]) -> list[str]:
-    """Ids of (id, uri) pairs ordered by the position of their uri in `uris`, then by id."""
+def uris_of(payload: Mapping[str, Any]) -> list[str]:
+    """Every uri of a stored photo (`uris`, or `uri` alone for points from before `uris`)."""
+    uris = payload.get(URIS_KEY)
+    if uris:
+        return [str(u) for u in uris]
+    return [str(payload["uri"])] if "uri" in payload else []
+
+
+def order_ids_by_uri(records: Sequence[tuple[str, Mapping[str, Any]]], uris: Sequence[str]) -> list[str]:
+    """Ids of (id, payload) records ordered by the position of their first wanted uri in
+    `uris`, then by id."""
     rank = {u: i for i, u in enumerate(uris)}
-    return [i for i, _ in sorted(pairs, key=lambda p: (rank.get(p[1], math.inf), p[0]))]
+
+    def key(record: tuple[str, Mapping[str, Any]]) -> tuple[float, str]:
+        return (min((rank.get(u, math.inf) for u in uris_of(record[1])), default=math.inf), record[0])
+
+    return [i for i, _ in sorted(records, key=key)]
 
 
 def hits_from_points(points: Sequence[Any], *, with_vectors: bool, dim: int) -> list[StoreHit]:

@@ -19,6 +19,7 @@ from qdrant_client import QdrantClient, models
 
 from .base import (
     PAYLOAD_INDEXES,
+    URIS_KEY,
     VECTOR_NAME,
     ImageRecord,
     StoreError,
@@ -241,10 +242,11 @@ class QdrantClientStore:
         wanted = check_uris(uris)
         if not wanted:
             return []
-        flt = models.Filter(
-            must=[models.FieldCondition(key="uri", match=models.MatchAny(any=wanted))]
-        )
-        pairs: list[tuple[str, str]] = []
+        flt = models.Filter(should=[
+            models.FieldCondition(key=key, match=models.MatchAny(any=wanted))
+            for key in ("uri", URIS_KEY)
+        ])
+        pairs: list[tuple[str, dict[str, Any]]] = []
         with self._call("scroll") as client:
             offset: Any = None
             while True:
@@ -253,13 +255,20 @@ class QdrantClientStore:
                     scroll_filter=flt,
                     limit=_BATCH,
                     offset=offset,
-                    with_payload=["uri"],
+                    with_payload=["uri", URIS_KEY],
                     with_vectors=False,
                 )
-                pairs += [(str(r.id), str((r.payload or {}).get("uri"))) for r in records]
+                pairs += [(str(r.id), dict(r.payload or {})) for r in records]
                 if offset is None:
                     break
         return order_ids_by_uri(pairs, wanted)
+
+    def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replaces the payloads of existing points (their vectors stay)."""
+        checked = {canonical_id(i): check_payload(i, p) for i, p in payloads.items()}
+        with self._call("set payload") as client:
+            for image_id, payload in checked.items():
+                client.overwrite_payload(self.collection, payload, points=[image_id], wait=True)
 
     def count(self, *, minor: bool | None = None) -> int:
         with self._call("count") as client:

@@ -55,6 +55,7 @@ from qdrant_edge import (
 
 from .base import (
     PAYLOAD_INDEXES,
+    URIS_KEY,
     VECTOR_NAME,
     ImageRecord,
     StoreError,
@@ -90,7 +91,7 @@ _MINOR_IS_TRUE = FieldCondition(key="minor", match=_BOOL_TRUE)
 _INDEXES = {field: getattr(PayloadSchemaType, kind.capitalize()) for field, kind in PAYLOAD_INDEXES.items()}
 
 
-def _stored_dim(path: Path) -> int | None:
+def stored_dim(path: Path) -> int | None:
     """The size of the 'image' vector recorded in an existing shard's config, if readable."""
     try:
         cfg = json.loads((path / _CONFIG_FILE).read_text())
@@ -131,7 +132,7 @@ class EdgeStore:
         )
         exists = (self.path / _CONFIG_FILE).exists()
         if exists:
-            stored = _stored_dim(self.path)
+            stored = stored_dim(self.path)
             if stored is not None and stored != dim:
                 raise StoreError(
                     f"the vector store at {self.path} holds {stored}-d vectors but dim={dim} "
@@ -142,7 +143,9 @@ class EdgeStore:
                 self._shard = EdgeShard.load(str(self.path), config)
             else:
                 self._shard = EdgeShard.create(str(self.path), config)
-        except Exception as e:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # a damaged file can make the engine panic (PanicException)
             msg = str(e)
             if "WouldBlock" in msg:
                 raise StoreError(
@@ -158,7 +161,9 @@ class EdgeStore:
         try:
             self._ensure_indexes()
             self._refresh_points()
-        except Exception as e:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:
             self.close()
             if isinstance(e, StoreError):
                 raise
@@ -298,8 +303,9 @@ class EdgeStore:
         wanted = check_uris(uris)
         if not wanted:
             return []
-        pairs: list[tuple[str, str]] = []
-        flt = Filter(must=[FieldCondition(key="uri", match=MatchAny(any=wanted))])
+        pairs: list[tuple[str, dict[str, Any]]] = []
+        flt = Filter(should=[FieldCondition(key=key, match=MatchAny(any=wanted))
+                             for key in ("uri", URIS_KEY)])
         with self._lock:
             shard = self._open_shard()
             offset: Any = None
@@ -307,16 +313,30 @@ class EdgeStore:
                 while True:
                     records, offset = shard.scroll(
                         ScrollRequest(
-                            offset=offset, limit=_BATCH, filter=flt, with_payload=["uri"],
-                            with_vector=False,
+                            offset=offset, limit=_BATCH, filter=flt,
+                            with_payload=["uri", URIS_KEY], with_vector=False,
                         )
                     )
-                    pairs += [(str(r.id), str((r.payload or {}).get("uri"))) for r in records]
+                    pairs += [(str(r.id), dict(r.payload or {})) for r in records]
                     if offset is None:
                         break
             except Exception as e:
                 raise StoreError(f"scroll in {self.path} failed: {e}") from e
         return order_ids_by_uri(pairs, wanted)
+
+    def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replaces the payloads of existing points (their vectors stay)."""
+        checked = {canonical_id(i): check_payload(i, p) for i, p in payloads.items()}
+        if not checked:
+            return
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                for image_id, payload in checked.items():
+                    shard.update(UpdateOperation.overwrite_payload([image_id], payload))  # type: ignore[list-item]
+                shard.flush()
+            except Exception as e:
+                raise StoreError(f"payload update in {self.path} failed: {e}") from e
 
     def count(self, *, minor: bool | None = None) -> int:
         with self._lock:
@@ -353,6 +373,39 @@ class EdgeStore:
                 shard.close()
 
     # ------------------------------------------------------------------ extras
+
+    def points(
+        self, image_ids: Sequence[str] | None = None, *, minor: bool | None = None
+    ) -> dict[str, tuple[dict[str, Any], Any]]:
+        """id -> (payload, vectors) exactly as the engine returns them: the given ids, or every
+        point (with `minor`: only those the payload index says have that flag)."""
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                if image_ids is not None:
+                    ids = canonical_ids(image_ids)
+                    records = shard.retrieve(ids, True, True) if ids else []  # type: ignore[arg-type]
+                else:
+                    records = self._scroll_all(shard, minor)
+            except Exception as e:
+                raise StoreError(f"reading points of {self.path} failed: {e}") from e
+        return {str(r.id): (dict(r.payload or {}), r.vector) for r in records}
+
+    @staticmethod
+    def _scroll_all(shard: EdgeShard, minor: bool | None) -> list[Any]:
+        flt = None
+        if minor is not None:
+            flt = Filter(must=[_MINOR_IS_TRUE]) if minor else Filter(must_not=[_MINOR_IS_TRUE])
+        records: list[Any] = []
+        offset: Any = None
+        while True:
+            batch, offset = shard.scroll(ScrollRequest(
+                offset=offset, limit=_BATCH, filter=flt, with_payload=minor is None,
+                with_vector=minor is None,
+            ))
+            records += batch
+            if offset is None:
+                return records
 
     @property
     def searches_exactly(self) -> bool:

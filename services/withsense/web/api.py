@@ -75,10 +75,11 @@ class HttpApi:
         if self.auth is not None:
             header = request.headers.get("authorization")
             metadata = (("authorization", header),) if header is not None else ()
-            problem = self.auth.check(PROTECTED_PREFIX + method, metadata)
-            if problem is not None:
-                return error_response(grpc.StatusCode.UNAUTHENTICATED, problem,
-                                      headers={"WWW-Authenticate": 'Bearer realm="withsense"'})
+            denied = self.auth.check(PROTECTED_PREFIX + method, metadata)
+            if denied is not None:
+                challenge = denied.code == grpc.StatusCode.UNAUTHENTICATED
+                return error_response(denied.code, denied.message, headers=(
+                    {"WWW-Authenticate": 'Bearer realm="withsense"'} if challenge else None))
         try:
             return await handler()
         except RequestTooLarge as error:

@@ -25,11 +25,12 @@ from grpc_health.v1.health import aio as health_aio
 
 from withsense.config.model import ModelSettings
 from withsense.config.worker import WorkerSettings
-from withsense.rpc import add_health_and_reflection, bind, server_options, set_serving
+from withsense.rpc import DecodeErrorInterceptor, add_health_and_reflection, bind, server_options, set_serving
 from withsense.v1 import inference_pb2_grpc
 from withsense.worker.metrics import Metrics
 from withsense.worker.servicer import InferenceServicer
 from withsense.worker.serving import SERVICE_NAME, WorkerServing
+from withsense.worker_token import interceptors, load_token
 
 if TYPE_CHECKING:
     from withsense.model.runtime import ModelRuntime
@@ -74,7 +75,10 @@ class WorkerServer:
     async def create(cls, settings: WorkerSettings) -> WorkerServer:
         """Binds and starts the gRPC server: health NOT_SERVING, inference UNAVAILABLE."""
         serving = WorkerServing(settings)
-        server = grpc.aio.server(options=server_options(settings.max_message_mb))
+        token = load_token(settings.token, settings.token_file)
+        server = grpc.aio.server(interceptors=[DecodeErrorInterceptor(),
+                                               *interceptors(token, settings.host)],
+                                 options=server_options(settings.max_message_mb))
         inference_pb2_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(serving), server)
         health = add_health_and_reflection(server, [SERVICE_NAME])
         await set_serving(health, [SERVICE_NAME], False)

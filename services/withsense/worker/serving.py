@@ -238,7 +238,8 @@ class WorkerServing:
             scale=runtime.scale,
             bias=runtime.bias,
             zero_shot=runtime.artifact.zero_shot,
-            artifact_dir=str(runtime.artifact.path or ""),
+            # The folder's name only: the server's paths are nobody's business.
+            artifact_dir=runtime.artifact.path.name if runtime.artifact.path else "",
             score_backend=runtime.backend,
             model_card_json=json.dumps(runtime.artifact.card, sort_keys=True),
             max_texts=settings.max_texts,

@@ -19,7 +19,7 @@ collection is checked, not recreated. Settings come from the environment (Config
   RAM too at this scale (VECTORS_ON_DISK=false); at 100M photos set VECTORS_ON_DISK=true (see
   docs/deploy.md). The gateway rescores every candidate exactly in the worker, so quantization
   only affects which candidates are fetched (it oversamples).
-- Payload indexes on `minor` (bool, the compliance filter) and `uri` (keyword, delete by uri).
+- Payload indexes on `minor` (bool, the compliance filter), `uri` and `uris` (keyword, delete by uri).
 
 Usage: python create_collection.py [create|wait]
 """

@@ -1,0 +1,132 @@
+"""An independent record of what the store holds: one SQLite row per image.
+
+Qdrant Edge can lose points silently: truncate a segment's id tracker and the shard still
+loads, reports fewer points, and serves them without an error. So the gateway keeps its own
+catalogue beside the store (`image_id`, a fingerprint of the point as the engine returned it
+after the write) and checks the store against it at start-up (`withsense.store.verify`).
+
+A write is recorded in two steps so that a crash in between is recognised, not mistaken for
+damage: the ids are marked *pending* before the store is touched, and made *committed* (with
+the fingerprint the engine gives back) or removed after the store has flushed. A pending row
+may be found either way at start-up; a committed row must be found exactly.
+
+The fingerprint covers the payload and every vector the engine returns, whatever their names
+and kinds, so it does not depend on the store's vector layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .base import StoreError
+
+CATALOGUE_FILE = "store-catalogue.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    image_id TEXT PRIMARY KEY,
+    fingerprint TEXT,          -- NULL while pending
+    pending INTEGER NOT NULL   -- 1: a write or delete of this id may or may not have happened
+)
+"""
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able form of a payload or vector value (dense lists, sparse vectors, nested dicts)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "indices") and hasattr(value, "values"):  # a sparse vector
+        return {"indices": _plain(list(value.indices)), "values": _plain(list(value.values))}
+    if isinstance(value, float):
+        return value.hex()  # exact, so a single flipped bit changes the fingerprint
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return repr(value)
+
+
+def fingerprint(payload: Mapping[str, Any] | None, vectors: Any) -> str:
+    """sha256 of the point's payload and vectors exactly as the engine returned them."""
+    text = json.dumps([_plain(payload or {}), _plain(vectors)], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Catalogue:
+    """The SQLite catalogue at `path`; safe to call from several threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.existed = self.path.exists()
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the store catalogue {self.path}: {e}") from e
+
+    def _write(self, sql: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(sql, rows)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"cannot write the store catalogue {self.path}: {e}") from e
+
+    def mark_pending(self, image_ids: Iterable[str]) -> None:
+        """Before a write or delete: these ids may change in the store."""
+        self._write(
+            "INSERT INTO images (image_id, fingerprint, pending) VALUES (?, NULL, 1) "
+            "ON CONFLICT(image_id) DO UPDATE SET pending = 1",
+            ((i,) for i in image_ids),
+        )
+
+    def commit(self, fingerprints: Mapping[str, str]) -> None:
+        """After a write: the store now holds these points exactly so."""
+        self._write(
+            "INSERT INTO images (image_id, fingerprint, pending) VALUES (?, ?, 0) "
+            "ON CONFLICT(image_id) DO UPDATE SET fingerprint = excluded.fingerprint, pending = 0",
+            fingerprints.items(),
+        )
+
+    def remove(self, image_ids: Iterable[str]) -> None:
+        """After a delete: the store no longer holds these ids."""
+        self._write("DELETE FROM images WHERE image_id = ?", ((i,) for i in image_ids))
+
+    def replace_all(self, fingerprints: Mapping[str, str]) -> None:
+        """Adopts a store as it is (after a restore or `withsense store verify --adopt`)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM images")
+                self._db.executemany("INSERT INTO images VALUES (?, ?, 0)", fingerprints.items())
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"cannot write the store catalogue {self.path}: {e}") from e
+
+    def entries(self) -> tuple[dict[str, str], set[str]]:
+        """(committed id -> fingerprint, pending ids)."""
+        with self._lock:
+            try:
+                rows = self._db.execute("SELECT image_id, fingerprint, pending FROM images").fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot read the store catalogue {self.path}: {e}") from e
+        committed = {i: f for i, f, p in rows if not p}
+        return committed, {i for i, _, p in rows if p}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
