@@ -145,11 +145,15 @@ class SearchEngine:
             decision = self.gate.policy.check(params.query)
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
-        query_vectors, version = await self.worker.embed_texts([params.query])
+        # The semantic check judges the query without words the lexicon knows are no child
+        # ("baby" in "baby blue"); embedded in the same worker call when it differs.
+        judged = self.gate.policy.semantic_text(params.query) if region.restricted else params.query
+        texts = [params.query] if judged == params.query else [params.query, judged]
+        query_vectors, version = await self.worker.embed_texts(texts)
         self.model_version = version or self.model_version
         query = query_vectors[0]
         if region.restricted:
-            decision = self.gate.policy.check(params.query, embedding=query)
+            decision = self.gate.policy.check(params.query, embedding=query_vectors[-1])
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"
