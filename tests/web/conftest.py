@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from withsense.client import SearchClient
 
-from tests.helpers import index_requests, search_stub
+from tests.helpers import index_requests
 
 RESTRICTED = ["DE", "FR"]
 
@@ -18,10 +19,10 @@ def start_indexed_gateway(background_loop, worker_server, data_dir, photos, **ov
         "worker_address": f"127.0.0.1:{worker_server.port}", **overrides,
     })
     gateway = background_loop.run(start_gateway(settings, dim=worker_server.dim))
-    metadata = (("authorization", f"Bearer {settings.api_keys[0]}"),) if settings.api_keys else ()
-    reply = search_stub(gateway.address).IndexImages(index_requests(photos), metadata=metadata,
-                                                     timeout=300)
-    assert reply.indexed == len(photos) and reply.failed == 0
+    key = settings.api_keys[0] if settings.api_keys else None
+    with SearchClient(gateway.address, api_key=key, retries=False) as client:
+        report = client.index(index_requests(photos), timeout_s=300)
+    assert report.indexed == len(photos) and not report.failures
     return gateway
 
 
