@@ -38,7 +38,7 @@ def test_search_client_typed_hits_stats_health_and_delete(gateway_target):
 @pytest.mark.slow
 async def test_async_client_indexes_a_folder_with_a_key_from_a_file(start_gateway, gallery_photos,
                                                                     tmp_path):
-    gateway = start_gateway(api_keys=["sesame"])
+    gateway = start_gateway(index_api_keys=["sesame"])
     folder = tmp_path / "photos"
     (folder / "trip").mkdir(parents=True)
     (folder / "trip" / "rocket.jpg").write_bytes(gallery_photos["rocket"])

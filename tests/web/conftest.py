@@ -19,7 +19,8 @@ def start_indexed_gateway(background_loop, worker_server, data_dir, photos, **ov
         "worker_address": f"127.0.0.1:{worker_server.port}", **overrides,
     })
     gateway = background_loop.run(start_gateway(settings, dim=worker_server.dim))
-    key = settings.api_keys[0] if settings.api_keys else None
+    # Indexing needs an index key when keys are on (search keys may only search).
+    key = next(iter([*(settings.index_api_keys or []), *(settings.api_keys or [])]), None)
     with SearchClient(gateway.address, api_key=key, retries=False) as client:
         report = client.index(index_requests(photos), timeout_s=300)
     assert report.indexed == len(photos) and not report.failures

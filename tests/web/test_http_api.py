@@ -230,7 +230,7 @@ def test_upload_errors(fresh_gateway):
 # --- keys and failures ---------------------------------------------------------------------------
 
 def test_api_keys_are_required_as_for_grpc(fresh_gateway, gallery_photos):
-    gateway = fresh_gateway(api_keys=["sesame"])
+    gateway = fresh_gateway(api_keys=["peek"], index_api_keys=["sesame"])
     chelsea = point_id_for(gallery_photos["coffee"])
     calls = [("POST", "/v1/search", {"json": {"query": "a cat", "topK": 1, "region": "US"}}),
              ("GET", "/v1/stats", {}),
@@ -247,6 +247,14 @@ def test_api_keys_are_required_as_for_grpc(fresh_gateway, gallery_photos):
         assert http.post("/v1/search", json={"query": "a cat", "topK": 1, "region": "US"},
                          headers=key).status_code == 200
         assert http.get(f"/v1/images/{chelsea}/thumbnail?region=US", headers=key).status_code == 200
+        # A search key searches, and is refused what only index keys may do: 403, not 401.
+        peek = {"authorization": "Bearer peek"}
+        assert http.post("/v1/search", json={"query": "a cat", "topK": 1, "region": "US"},
+                         headers=peek).status_code == 200
+        for method, path, kwargs in calls[2:4]:
+            response = http.request(method, path, headers=peek, **kwargs)
+            assert_error(response, 403, "PERMISSION_DENIED", "index")
+            assert "www-authenticate" not in response.headers
         for open_path in ["/healthz", "/openapi.json", "/", "/static/app.js"]:
             assert http.get(open_path).status_code == 200
 
