@@ -23,7 +23,8 @@ def search_response_dict(query: str, region: str, response) -> dict[str, Any]:
         "disclaimer": response.disclaimer, "reason": response.reason,
         "model_version": response.model_version,
         "hits": [{"image_id": h.image_id, "uri": h.uri, "score": round(h.score, 4),
-                  "withheld": h.withheld, "disclaimer": h.disclaimer, "reason": h.reason}
+                  "withheld": h.withheld, "disclaimer": h.disclaimer, "reason": h.reason,
+                  "evidence": list(h.evidence)}
                  for h in response.hits],
     }
 
@@ -39,9 +40,10 @@ def print_search(result: dict[str, Any]) -> None:
     table.add_column("#", justify="right")
     table.add_column("photo")
     table.add_column("p(match)", justify="right")
+    table.add_column("evidence")
     for rank, hit in enumerate(result["hits"], start=1):
         photo = f"[yellow]{hit['disclaimer']}[/yellow]" if hit["withheld"] else hit["uri"]
-        table.add_row(str(rank), photo, f"{hit['score']:.3f}")
+        table.add_row(str(rank), photo, f"{hit['score']:.3f}", ", ".join(hit["evidence"]) or "weak")
     console.print(table)
     console.print(f"  [dim]reason: {result['reason']}[/dim]")
 

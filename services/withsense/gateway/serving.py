@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,14 +22,18 @@ from withsense.compliance import audit_log, flag_image
 from withsense.config import GatewaySettings
 from withsense.gateway.compliance_gate import ComplianceGate, RegionDecision
 from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
+from withsense.gateway.evidence import fuse
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.worker_client import WorkerClient
+from withsense.keywords import document_vector, query_vector
+from withsense.model.fusion import FusionError, FusionModel
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INDEX_CHUNK = 16
+DESCRIPTION_BATCH = 64  # texts per EmbedText call when indexing descriptions
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class Hit:
     score: float
     withheld: bool = False
     reason: str = ""
+    evidence: tuple[str, ...] = ()  # "pixels", "descriptions", "keywords": what the score rests on
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,7 @@ class SearchEngine:
         self.worker = worker
         self.gate = gate
         self.model_version = ""
+        self.fusion: FusionModel | None = None
 
     async def start(self) -> None:
         """Asks the worker for the model and embeds the child-concept prototypes once."""
@@ -76,6 +83,13 @@ class SearchEngine:
                 f"the worker's model gives {info.dim}-d vectors but the store holds {self.store.dim}-d"
             )
         self.model_version = info.model_version
+        try:
+            self.fusion = (FusionModel.from_json(json.loads(info.fusion_json), "the worker's fusion model")
+                           if info.fusion_json else None)
+        except (ValueError, FusionError) as exc:
+            raise GatewayError(f"the worker's model {info.model_version}: {exc}") from None
+        log.info("scores rest on %s", "pixels, descriptions and keywords" if self.fusion
+                 else "pixels alone (the model has no fusion.json)")
         vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts())
         model_threshold = (info.semantic_child_threshold
                            if info.HasField("semantic_child_threshold") else None)
@@ -112,8 +126,9 @@ class SearchEngine:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"
         candidates: list[StoreHit] = await self._store_call(
-            self.store.search, query, params.top_k * self.settings.oversample,
-            exclude_minor=drop_flagged, filters=params.filters or None, with_vectors=True,
+            self.store.hybrid_search, query, query_vector(params.query) or None,
+            params.top_k * self.settings.oversample,
+            exclude_minor=drop_flagged, filters=params.filters or None,
         )
         hits = await self._rescore(query, candidates, params, region)
         withheld = sum(hit.withheld for hit in hits)
@@ -140,23 +155,25 @@ class SearchEngine:
         if not candidates:
             return []
         vectors = np.stack([c.vector for c in candidates if c.vector is not None])
-        probabilities = await self.worker.score(query, vectors)
+        pixels = await self.worker.score(query, vectors)
+        probabilities, evidence = fuse(self.fusion, params.query, query, candidates, pixels)
         order = np.argsort(-probabilities, kind="stable")
         hits: list[Hit] = []
         for index in order:
             candidate, probability = candidates[index], float(probabilities[index])
             if probability < params.min_score or len(hits) == params.top_k:
                 break
-            hits.append(self._hit(candidate, probability, region))
+            hits.append(self._hit(candidate, probability, evidence[index], region))
         return hits
 
-    def _hit(self, candidate: StoreHit, probability: float, region: RegionDecision) -> Hit:
+    def _hit(self, candidate: StoreHit, probability: float, evidence: tuple[str, ...],
+             region: RegionDecision) -> Hit:
         if region.restricted and candidate.payload.get("minor", True):
-            # Only the disclaimer leaves the service: no id, no uri.
+            # Only the disclaimer leaves the service: no id, no uri, no evidence.
             return Hit(image_id="", uri="", score=probability, withheld=True,
                        reason=f"photo flagged minor; {region.describe()}")
         return Hit(image_id=candidate.image_id, uri=str(candidate.payload.get("uri", "")),
-                   score=probability)
+                   score=probability, evidence=evidence)
 
     # --- indexing ---------------------------------------------------------------------------
 
@@ -193,8 +210,11 @@ class SearchEngine:
         if not todo:
             return
         vectors = await self._embed_each([item for _, item, _ in todo], summary)
-        records = [ImageRecord(image_id, vector, payload)
-                   for (image_id, _, payload), vector in zip(todo, vectors, strict=True)
+        described = await self._embed_descriptions([item for _, item, _ in todo])
+        records = [ImageRecord(image_id, vector, payload, descriptions=descriptions,
+                               keywords=document_vector(item.descriptions))
+                   for (image_id, item, payload), vector, descriptions
+                   in zip(todo, vectors, described, strict=True)
                    if vector is not None]
         await self._replace_moved_uris(records)
         await self._store_call(self.store.upsert, records)
@@ -220,6 +240,20 @@ class SearchEngine:
                 summary.failures.append((item.uri, _strip_item_prefix(str(exc))))
                 vectors.append(None)
         return vectors
+
+    async def _embed_descriptions(self, items: list[IndexItem]) -> list[np.ndarray | None]:
+        """Each photo's descriptions embedded like queries ([n, dim]); None without any."""
+        texts = [text for item in items for text in item.descriptions]
+        rows: list[np.ndarray] = []
+        for start in range(0, len(texts), DESCRIPTION_BATCH):
+            batch, _ = await self.worker.embed_texts(texts[start:start + DESCRIPTION_BATCH])
+            rows.extend(batch)
+        out: list[np.ndarray | None] = []
+        for item in items:
+            n = len(item.descriptions)
+            out.append(np.stack(rows[:n]) if n else None)
+            rows = rows[n:]
+        return out
 
     async def _replace_moved_uris(self, records: list[ImageRecord]) -> None:
         """A file whose content changed keeps its uri: drop the old content's point."""
