@@ -20,11 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from withsense.keywords import content_tokens, token_indices
-from withsense.model.fusion import FEATURES, FusionModel, feature_matrix
+from withsense.model.fusion import FEATURES, FUSION_FILE, FusionModel, feature_matrix
+
+from withsense_train.prepare import Prepared, embed
+
+if TYPE_CHECKING:
+    from withsense_train.run import TrainRun
 
 MAX_DESCRIPTIONS = 4
 #: L2 strength of both regressions (features are O(1), thousands of pairs: a light touch).
@@ -114,21 +121,148 @@ def fit_fusion(train_x: np.ndarray, train_y: np.ndarray, calib_x: np.ndarray,
     regression.fit(train_x, train_y, sample_weight=_group_balanced_weights(train_y, described))
     weights = tuple(float(w) for w in regression.coef_[0])
     intercept = float(regression.intercept_[0])
+    reference = tuple(float(v) for v in train_x[train_y == 0].mean(axis=0))
+    metrics: dict[str, Any] = {
+        "train_pairs": int(len(train_y)), "train_positives": int(train_y.sum()),
+        "calibration_pairs": int(len(calib_y)), "calibration_positives": int(calib_y.sum())}
     z = calib_x @ np.asarray(weights) + intercept
     g = calib_x[:, FEATURES.index("described")]
-    calibrator = LogisticRegression(C=100.0, max_iter=2000, random_state=seed)
-    calibrator.fit(np.stack([z, g, g * z], axis=1), calib_y)
-    w_z, w_g, w_gz = (float(v) for v in calibrator.coef_[0])
-    reference = tuple(float(v) for v in train_x[train_y == 0].mean(axis=0))
-    return FusionModel(
-        weights=weights, intercept=intercept,
-        calibration=(w_z, float(calibrator.intercept_[0]), w_gz, w_g),
-        reference=reference,
-        metrics={"train_pairs": int(len(train_y)), "train_positives": int(train_y.sum()),
-                 "calibration_pairs": int(len(calib_y)),
-                 "calibration_positives": int(calib_y.sum())},
-    )
+    if len(np.unique(calib_y)) < 2 or len(np.unique(g)) < 2:
+        # Too few judged pairs to calibrate (tiny data sets): the regression's own probability.
+        metrics["calibrated"] = False
+        calibration = (1.0, 0.0, 0.0, 0.0)
+    else:
+        calibrator = LogisticRegression(C=100.0, max_iter=2000, random_state=seed)
+        calibrator.fit(np.stack([z, g, g * z], axis=1), calib_y)
+        w_z, w_g, w_gz = (float(v) for v in calibrator.coef_[0])
+        calibration = (w_z, float(calibrator.intercept_[0]), w_gz, w_g)
+        metrics["calibrated"] = True
+    return FusionModel(weights=weights, intercept=intercept, calibration=calibration,
+                       reference=reference, metrics=metrics)
 
 
-__all__ = ["PairSet", "TextEvidence", "draw_descriptions", "fit_fusion", "leave_captions_out",
-           "pair_features"]
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class PixelScores:
+    """A calibrated pixel model as logits of any text-photo pair, the texts in its text space,
+    and (once trained) the fusion model on top."""
+
+    def __init__(self, prep: Prepared, model: Any, evidence: TextEvidence) -> None:
+        images, texts = embed(model, prep)
+        self.images = unit_rows(images.numpy())
+        self.text = unit_rows(texts.numpy())  # the query side of the pixel logits
+        # Descriptions are embedded like queries (the worker's EmbedText): the same text space.
+        self.evidence = evidence.with_vectors(self.text)
+        self.scale, self.bias = float(model.scale.detach()), float(model.bias.detach())
+        self.fusion: FusionModel | None = None
+
+    def image_logits(self, text_rows: np.ndarray, photo_rows: np.ndarray) -> np.ndarray:
+        """[Q, G] logits of every text against every photo."""
+        return self.scale * (self.text[text_rows] @ self.images[photo_rows].T) + self.bias
+
+    def pair_logits(self, text_rows: np.ndarray, photo_rows: np.ndarray) -> np.ndarray:
+        cos = np.sum(self.text[text_rows] * self.images[photo_rows], axis=1)
+        return self.scale * cos + self.bias
+
+
+def captions_of(prep: Prepared, photos: list[str]) -> dict[int, list[int]]:
+    text_rows, photo_rows = prep.positives(photos)
+    out: dict[int, list[int]] = {}
+    for t, p in zip(text_rows.tolist(), photo_rows.tolist(), strict=True):
+        out.setdefault(p, []).append(t)
+    return out
+
+
+def train_fusion(prep: Prepared, fold: PixelScores, photos: list[str], seed: int) -> FusionModel:
+    """Fusion fitted by leaving captions out on `photos`, calibrated on their expert pairs."""
+    rng = np.random.default_rng(seed)
+    captions = captions_of(prep, photos)
+    text_rows, photo_rows = prep.positives(photos)
+    gallery = np.asarray(sorted(captions))
+    pairs = leave_captions_out(text_rows, photo_rows, gallery, captions, rng)
+    logits = fold.image_logits(text_rows, gallery).reshape(-1)
+    train_x = pair_features(fold.evidence, pairs.query, logits, pairs.descriptions)
+    judged = prep.judgments(photos, expert_only=True)
+    calib_desc = [draw_descriptions(rng, captions.get(int(p), []), int(t))
+                  for t, p in zip(judged["text"], judged["photo"], strict=True)]
+    calib_x = pair_features(fold.evidence, judged["text"],
+                            fold.pair_logits(judged["text"], judged["photo"]), calib_desc)
+    return fit_fusion(train_x, pairs.label, calib_x, judged["label"], seed=seed)
+
+
+
+def fusion_stage(run: TrainRun) -> None:
+    """The training stage: the fusion model on the validation split of the run (the photos the
+    heads were calibrated on, unseen by their fit), saved as fusion.json."""
+    fusion = fit_on_split(run.prep, run.fit.model, run.val_photos, run.config.seed)
+    fusion.save(run.out)
+    run.add_component("fusion", [FUSION_FILE], fusion_card(fusion, len(run.val_photos)))
+
+
+def fit_on_split(prep: Prepared, model: Any, photos: list[str], seed: int) -> FusionModel:
+    evidence = TextEvidence.build(prep.texts, prep.text.numpy())
+    return train_fusion(prep, PixelScores(prep, model, evidence), photos, seed)
+
+
+def fusion_card(fusion: FusionModel, photos: int) -> dict[str, Any]:
+    return {"what": "p(match | query, photo, descriptions): logistic fusion of the pixel logit, "
+                    "description cosines and keyword coverage, calibrated per group on expert pairs",
+            "trained_on": f"{photos} validation photos, leaving captions out",
+            "features": list(FEATURES), **fusion.metrics}
+
+
+def add_to_artifact(artifact_dir: Path, data_dir: Path, cache_dir: Path | None = None) -> dict[str, Any]:
+    """Fits the fusion model for an artifact trained elsewhere, on its validation split (from its
+    model card), and records fusion.json in it (the `fusion` stage of `withsense train` alone)."""
+    import json
+
+    from withsense.model.artifact import CARD_FILE, load_artifact, record_files
+
+    from withsense_train.data import load_dataset
+    from withsense_train.evaluate import cache_for_artifact
+    from withsense_train.prepare import prepare
+
+    artifact = load_artifact(artifact_dir)
+    split = artifact.card.get("validation_split", {})
+    if not split.get("photos"):
+        raise ValueError(f"{artifact_dir}: its model card lists no validation split")
+    dataset = load_dataset(data_dir)
+    cache = cache_for_artifact(artifact.config, cache_dir, True)
+    prep = prepare(dataset, cache, tta=getattr(artifact.model.config, "tta", "none"),
+                   prompts=artifact.config.get("concept_prompts"))
+    photos = [p for p in split["photos"] if p in prep.photo_index]
+    fusion = fit_on_split(prep, artifact.model, photos, int(split.get("seed", 0)))
+    fusion.save(artifact_dir)
+    card = {**artifact.card, "fusion": {**fusion_card(fusion, len(photos)),
+                                        "files": record_files(artifact_dir, [FUSION_FILE])}}
+    (Path(artifact_dir) / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    return card["fusion"]
+
+
+def main() -> None:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Fit the evidence fusion model for an artifact "
+                                     "on its validation split and record fusion.json in it.")
+    parser.add_argument("--artifact", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--cache", type=Path)
+    args = parser.parse_args()
+    print(json.dumps(add_to_artifact(args.artifact, args.data, args.cache), indent=2))
+
+
+__all__ = ["PairSet", "PixelScores", "TextEvidence", "captions_of", "draw_descriptions",
+           "fit_fusion", "fusion_stage", "leave_captions_out", "pair_features", "sigmoid",
+           "train_fusion"]
+
+
+if __name__ == "__main__":
+    main()

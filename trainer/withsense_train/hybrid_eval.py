@@ -27,87 +27,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from withsense.model.fusion import FusionModel
-from withsense.model.runtime import model_config
+from withsense.model.catalog import model_config
 
+from withsense_train.calibration import calibrate_on_photos
+from withsense_train.config import TrainConfig
 from withsense_train.data import load_dataset
 from withsense_train.features import FeatureCache
+from withsense_train.fit import fit_heads
 from withsense_train.fusion import (
+    PixelScores,
     TextEvidence,
+    captions_of,
     draw_descriptions,
-    fit_fusion,
-    leave_captions_out,
     pair_features,
+    sigmoid,
+    train_fusion,
 )
 from withsense_train.metrics import GALLERY, expected_calibration_error, mean_std, query_ranks
-from withsense_train.train import (
-    Prepared,
-    TrainConfig,
-    calibrate_on_photos,
-    embed,
-    fit_heads,
-    prepare,
-    split_photos,
-    torch_threads,
-)
+from withsense_train.prepare import Prepared, prepare, split_photos, torch_threads
 
 DESCRIBED = 2  # captions per photo used as its descriptions in the test protocol
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-class FoldModels:
-    """A fold's calibrated pixel model (as logits of any text-photo pair) and its fusion model."""
-
-    def __init__(self, prep: Prepared, model: Any, evidence: TextEvidence) -> None:
-        images, texts = embed(model, prep)
-        self.images = _unit(images.numpy())
-        self.evidence = evidence.with_vectors(_unit(texts.numpy()))
-        self.scale, self.bias = float(model.scale.detach()), float(model.bias.detach())
-        self.fusion: FusionModel | None = None
-
-    def image_logits(self, text_rows: np.ndarray, photo_rows: np.ndarray) -> np.ndarray:
-        """[Q, G] logits of every text against every photo."""
-        return self.scale * (self.evidence.vectors[text_rows] @ self.images[photo_rows].T) + self.bias
-
-    def pair_logits(self, text_rows: np.ndarray, photo_rows: np.ndarray) -> np.ndarray:
-        cos = np.sum(self.evidence.vectors[text_rows] * self.images[photo_rows], axis=1)
-        return self.scale * cos + self.bias
-
-
-def captions_of(prep: Prepared, photos: list[str]) -> dict[int, list[int]]:
-    text_rows, photo_rows = prep.positives(photos)
-    out: dict[int, list[int]] = {}
-    for t, p in zip(text_rows.tolist(), photo_rows.tolist(), strict=True):
-        out.setdefault(p, []).append(t)
-    return out
-
-
-def train_fusion(prep: Prepared, fold: FoldModels, photos: list[str], seed: int) -> FusionModel:
-    """Fusion fitted by leaving captions out on `photos`, calibrated on their expert pairs."""
-    rng = np.random.default_rng(seed)
-    captions = captions_of(prep, photos)
-    text_rows, photo_rows = prep.positives(photos)
-    gallery = np.asarray(sorted(captions))
-    pairs = leave_captions_out(text_rows, photo_rows, gallery, captions, rng)
-    logits = fold.image_logits(text_rows, gallery).reshape(-1)
-    train_x = pair_features(fold.evidence, pairs.query, logits, pairs.descriptions)
-    judged = prep.judgments(photos, expert_only=True)
-    calib_desc = [draw_descriptions(rng, captions.get(int(p), []), int(t))
-                  for t, p in zip(judged["text"], judged["photo"], strict=True)]
-    calib_x = pair_features(fold.evidence, judged["text"],
-                            fold.pair_logits(judged["text"], judged["photo"]), calib_desc)
-    return fit_fusion(train_x, pairs.label, calib_x, judged["label"], seed=seed)
-
-
-def test_fold(prep: Prepared, fold: FoldModels, photos: list[str], seed: int) -> dict[str, np.ndarray]:
+def test_fold(prep: Prepared, fold: PixelScores, photos: list[str], seed: int) -> dict[str, np.ndarray]:
     """The protocol on the held-out photos: per query ranks and p, per expert pair p."""
     assert fold.fusion is not None
     rng = np.random.default_rng(seed)
@@ -134,7 +76,7 @@ def test_fold(prep: Prepared, fold: FoldModels, photos: list[str], seed: int) ->
 
     everyone = fused(set(gallery.tolist()))
     mixed = fused(half)
-    pixels = _sigmoid(logits)
+    pixels = sigmoid(logits)
     own = np.arange(len(q_rows))
     true_undescribed = np.asarray([p not in half for _, p in queries])
     out = {
@@ -151,7 +93,7 @@ def test_fold(prep: Prepared, fold: FoldModels, photos: list[str], seed: int) ->
     pair_logit = fold.pair_logits(judged["text"], judged["photo"])
     x = pair_features(fold.evidence, judged["text"], pair_logit, desc)
     out |= {"expert_label": judged["label"], "expert_described": with_desc,
-            "expert_hybrid_p": fold.fusion.probability(x), "expert_pixels_p": _sigmoid(pair_logit)}
+            "expert_hybrid_p": fold.fusion.probability(x), "expert_pixels_p": sigmoid(pair_logit)}
     return out
 
 
@@ -206,7 +148,7 @@ def hybrid_kfold(data_dir: Path, *, folds: int = 5, cache_dir: Path | None = Non
             fit = fit_heads(prep, inner_train, inner_val, config, progress=progress,
                             held_out=set(test), desc=f"fold {k + 1}/{folds}")
             calibrate_on_photos(fit.model, prep, inner_val, config.calibration)
-            fold = FoldModels(prep, fit.model, evidence)
+            fold = PixelScores(prep, fit.model, evidence)
             fold.fusion = train_fusion(prep, fold, inner_val, config.seed + k)
             fusions.append(fold.fusion.to_json())
             outputs = test_fold(prep, fold, test, config.seed + k)
