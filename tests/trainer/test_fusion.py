@@ -22,11 +22,11 @@ from withsense_train.metrics import expected_calibration_error
 
 
 def synthetic_pairs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs whose match depends on the pixels and, when there are descriptions, on them more:
-    a match has a higher image logit and (if described) a higher description cosine."""
+    """Pairs whose match the (calibrated) pixel logit predicts, and descriptions, when there are
+    any, predict better: a match has a higher description cosine and keyword coverage."""
     rng = np.random.default_rng(seed)
-    label = (rng.random(n) < 0.2).astype(np.int64)
-    logit = rng.normal(np.where(label == 1, 0.0, -2.5), 1.2)
+    logit = rng.normal(-2.0, 1.5, n)
+    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     counts = rng.integers(0, 5, n)
     cosines = [rng.normal(np.where(y, 0.7, 0.25), 0.1, c) for y, c in zip(label, counts, strict=True)]
     keyword = np.clip(np.where(label == 1, 0.6, 0.1) + rng.normal(0, 0.15, n), 0, 1)
@@ -65,9 +65,11 @@ def test_fusion_is_calibrated_in_each_group(fusion: FusionModel) -> None:
 
 
 def test_undescribed_match_is_not_pushed_below_described_non_matches(fusion: FusionModel) -> None:
-    """A photo that shows the scene (high image logit) but has no descriptions scores above
-    described photos whose pixels and descriptions both say they do not show it."""
+    """A photo that shows the scene (high image logit) but has no descriptions keeps the pixel
+    model's probability and scores above described photos whose pixels and descriptions both
+    say they do not show it."""
     shows_it = feature_matrix(np.array([1.0]), [np.zeros(0)], np.array([0.0]))
+    assert fusion.probability(shows_it)[0] == pytest.approx(1 / (1 + np.exp(-1.0)))
     does_not = feature_matrix(np.array([-2.5] * 3), [np.array([0.25, 0.3]), np.array([0.2]),
                                                     np.array([0.3, 0.2, 0.25, 0.2])],
                               np.array([0.0, 0.1, 0.0]))

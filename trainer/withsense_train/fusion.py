@@ -6,12 +6,13 @@ and users wrote. For every (query, candidate) pair a random number of descriptio
 drawn (never the query itself), so the model sees photos with none, one or several
 descriptions. The label is "the caption was written for this photo".
 
-1. `fit_fusion` fits a logistic regression on those pairs (every query against every photo of
-   the split: 1 positive, the rest negatives), balanced per group so that the rare positives count.
+1. `fit_fusion` fits a logistic regression on the described pairs (every query against every
+   photo of the split: 1 positive, the rest negatives; classes balanced).
 2. It then calibrates the regression's logit on expert judgments of the same photos (label:
-   expert mean >= 3), with the descriptions again drawn 0 to 4, by a second logistic regression
-   on `[z, described, described * z]`: one slope and intercept per group. That is what makes
-   p comparable between photos with and without descriptions.
+   expert mean >= 3), with the descriptions again drawn 0 to 4, by Platt scaling on the
+   described pairs. A pair without descriptions keeps the pixel model's probability, which was
+   calibrated on the same expert judgments: that is what makes p comparable between photos
+   with and without descriptions.
 
 Everything is seeded; on the 100 validation photos it takes about a second.
 """
@@ -26,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from withsense.keywords import content_tokens, token_indices
-from withsense.model.fusion import FEATURES, FUSION_FILE, FusionModel, feature_matrix
+from withsense.model.fusion import (
+    FEATURES,
+    FUSION_FILE,
+    REGRESSION_FEATURES,
+    FusionModel,
+    feature_matrix,
+)
 
 from withsense_train.prepare import Prepared, embed
 
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     from withsense_train.run import TrainRun
 
 MAX_DESCRIPTIONS = 4
+_COLUMNS = [FEATURES.index(f) for f in REGRESSION_FEATURES]
 #: L2 strength of both regressions (features are O(1), thousands of pairs: a light touch).
 REGULARISATION_C = 1.0
 
@@ -102,40 +110,33 @@ def leave_captions_out(queries: np.ndarray, query_photo: np.ndarray, gallery: np
     return PairSet(q, p, label, descriptions)
 
 
-def _group_balanced_weights(label: np.ndarray, described: np.ndarray) -> np.ndarray:
-    """Each (group, label) cell weighs the same in total."""
-    weight = np.zeros(len(label))
-    for g in (0.0, 1.0):
-        for y in (0, 1):
-            cell = (described == g) & (label == y)
-            if cell.any():
-                weight[cell] = len(label) / (4 * cell.sum())
-    return weight
-
-
 def fit_fusion(train_x: np.ndarray, train_y: np.ndarray, calib_x: np.ndarray,
                calib_y: np.ndarray, *, seed: int = 0) -> FusionModel:
-    """The fusion regression on leave-captions-out pairs, calibrated on expert pairs."""
-    described = train_x[:, FEATURES.index("described")]
-    regression = LogisticRegression(C=REGULARISATION_C, max_iter=2000, random_state=seed)
-    regression.fit(train_x, train_y, sample_weight=_group_balanced_weights(train_y, described))
+    """The regression on the described leave-captions-out pairs (classes balanced), calibrated
+    on the described expert pairs. Undescribed pairs need neither: the pixel model is theirs."""
+    described = train_x[:, FEATURES.index("described")] > 0
+    x, y = train_x[described][:, _COLUMNS], train_y[described]
+    regression = LogisticRegression(C=REGULARISATION_C, max_iter=2000, random_state=seed,
+                                     class_weight="balanced")
+    regression.fit(x, y)
     weights = tuple(float(w) for w in regression.coef_[0])
     intercept = float(regression.intercept_[0])
-    reference = tuple(float(v) for v in train_x[train_y == 0].mean(axis=0))
+    reference = tuple(float(v) for v in x[y == 0].mean(axis=0))
     metrics: dict[str, Any] = {
-        "train_pairs": int(len(train_y)), "train_positives": int(train_y.sum()),
-        "calibration_pairs": int(len(calib_y)), "calibration_positives": int(calib_y.sum())}
-    z = calib_x @ np.asarray(weights) + intercept
-    g = calib_x[:, FEATURES.index("described")]
-    if len(np.unique(calib_y)) < 2 or len(np.unique(g)) < 2:
+        "train_pairs": int(len(y)), "train_positives": int(y.sum()),
+        "train_pairs_undescribed": int((~described).sum())}
+    calib = calib_x[:, FEATURES.index("described")] > 0
+    z = calib_x[calib][:, _COLUMNS] @ np.asarray(weights) + intercept
+    label = calib_y[calib]
+    metrics |= {"calibration_pairs": int(len(label)), "calibration_positives": int(label.sum())}
+    if len(np.unique(label)) < 2:
         # Too few judged pairs to calibrate (tiny data sets): the regression's own probability.
         metrics["calibrated"] = False
-        calibration = (1.0, 0.0, 0.0, 0.0)
+        calibration = (1.0, 0.0)
     else:
         calibrator = LogisticRegression(C=100.0, max_iter=2000, random_state=seed)
-        calibrator.fit(np.stack([z, g, g * z], axis=1), calib_y)
-        w_z, w_g, w_gz = (float(v) for v in calibrator.coef_[0])
-        calibration = (w_z, float(calibrator.intercept_[0]), w_gz, w_g)
+        calibrator.fit(z[:, None], label)
+        calibration = (float(calibrator.coef_[0][0]), float(calibrator.intercept_[0]))
         metrics["calibrated"] = True
     return FusionModel(weights=weights, intercept=intercept, calibration=calibration,
                        reference=reference, metrics=metrics)

@@ -24,7 +24,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from withsense.model.catalog import model_config
@@ -45,6 +45,9 @@ from withsense_train.fusion import (
 )
 from withsense_train.metrics import GALLERY, expected_calibration_error, mean_std, query_ranks
 from withsense_train.prepare import Prepared, prepare, split_photos, torch_threads
+
+if TYPE_CHECKING:
+    from withsense.model.fusion import FusionModel
 
 DESCRIBED = 2  # captions per photo used as its descriptions in the test protocol
 
@@ -126,6 +129,7 @@ def summarise(o: dict[str, np.ndarray]) -> dict[str, float]:
 
 def hybrid_kfold(data_dir: Path, *, folds: int = 5, cache_dir: Path | None = None,
                  config: TrainConfig | None = None, progress: bool = True) -> dict[str, Any]:
+    """The protocol over K folds by photo (heads and fusion retrained per fold)."""
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
@@ -133,12 +137,10 @@ def hybrid_kfold(data_dir: Path, *, folds: int = 5, cache_dir: Path | None = Non
     cache = FeatureCache(model_config(config.model), cache_dir, progress=progress)
     prep = prepare(dataset, cache, tta=config.tta, prompts=config.concept_prompts())
     evidence = TextEvidence.build(prep.texts, prep.text.numpy())
-    order = sorted(prep.filtered.photos)
+    order = sorted(prep.filtered.photos)  # the same folds as `withsense evaluate --folds`
     np.random.default_rng(config.seed).shuffle(order)
     fold_of = {photo: i % folds for i, photo in enumerate(order)}
-    pooled: list[dict[str, np.ndarray]] = []
-    per_fold: list[dict[str, float]] = []
-    fusions = []
+    outputs, fusions = [], []
     with torch_threads(1):
         for k in tqdm(range(folds), desc=f"{folds}-fold, descriptions as evidence",
                       disable=not progress, leave=False):
@@ -151,16 +153,27 @@ def hybrid_kfold(data_dir: Path, *, folds: int = 5, cache_dir: Path | None = Non
             fold = PixelScores(prep, fit.model, evidence)
             fold.fusion = train_fusion(prep, fold, inner_val, config.seed + k)
             fusions.append(fold.fusion.to_json())
-            outputs = test_fold(prep, fold, test, config.seed + k)
-            pooled.append(outputs)
-            per_fold.append(summarise(outputs))
-    merged = {key: np.concatenate([o[key] for o in pooled]) for key in pooled[0]}
+            outputs.append(test_fold(prep, fold, test, config.seed + k))
+    return {"mode": f"{folds}-fold by photo", **_result(outputs, config.seed),
+            "fusion_per_fold": fusions}
+
+
+def hybrid_on_split(prep: Prepared, model: Any, fusion: FusionModel, photos: list[str], *,
+                    seed: int = 0) -> dict[str, Any]:
+    """The protocol on one set of photos with a trained model and fusion (an artifact's)."""
+    fold = PixelScores(prep, model, TextEvidence.build(prep.texts, prep.text.numpy()))
+    fold.fusion = fusion
+    return {"mode": f"{len(photos)} photos", **_result([test_fold(prep, fold, photos, seed)], seed)}
+
+
+def _result(outputs: list[dict[str, np.ndarray]], seed: int) -> dict[str, Any]:
+    merged = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
     table = summarise(merged)
-    return {"folds": folds, "seed": config.seed, "queries": int(len(merged["hybrid_ranks"])),
+    per_fold = [summarise(o) for o in outputs]
+    return {"folds": len(outputs), "seed": seed, "queries": int(len(merged["hybrid_ranks"])),
             "expert_pairs": int(len(merged["expert_label"])),
             "metrics": {k: round(v, 4) for k, v in table.items()},
-            "std_over_folds": {k: round(mean_std([f[k] for f in per_fold])[1], 4) for k in table},
-            "fusion_per_fold": fusions}
+            "std_over_folds": {k: round(mean_std([f[k] for f in per_fold])[1], 4) for k in table}}
 
 
 ROWS = [
@@ -176,12 +189,16 @@ ROWS = [
 
 def format_result(result: dict[str, Any]) -> str:
     m, s = result["metrics"], result["std_over_folds"]
-    lines = [f"{result['folds']}-fold by photo, {result['queries']} queries, "
-             f"{result['expert_pairs']} held-out expert pairs",
+    lines = [f"descriptions as evidence ({result['mode']}): {result['queries']} queries, "
+             f"{result['expert_pairs']} expert pairs",
              "", "| photos | metric | pixels only | hybrid | target |", "|---|---|---:|---:|---|"]
+
+    def cell(key: str) -> str:
+        return f"{m[key]:.3f}" + (f" ± {s[key]:.3f}" if result["folds"] > 1 else "")
+
     for group, metric, key, target in ROWS:
-        lines.append(f"| {group} | {metric} | {m[key + ' pixels']:.3f} ± {s[key + ' pixels']:.3f} "
-                     f"| {m[key + ' hybrid']:.3f} ± {s[key + ' hybrid']:.3f} | {target} |")
+        lines.append(f"| {group} | {metric} | {cell(key + ' pixels')} | {cell(key + ' hybrid')} "
+                     f"| {target} |")
     lines.append(f"| expert pairs with descriptions | ECE | {m['ECE pixels, same pairs as with']:.3f} "
                  f"| {m['ECE hybrid, with descriptions']:.3f} | ≤ 0.03 |")
     lines.append(f"| expert pairs without descriptions | ECE | – "

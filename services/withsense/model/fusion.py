@@ -9,12 +9,13 @@ Inputs per (query, photo) pair:
 * the keyword coverage (`withsense.keywords.keyword_coverage`): the share of the query's
   content words found in the descriptions.
 
-The model is a logistic regression over features that are all zero for a photo without
-descriptions except the image logit and the intercept, with a presence indicator `described`
-that lets the described group have its own intercept and image weight. Its logit is then
-calibrated on expert judgments, again with a per-group slope and intercept, so that p means
-the same ("an expert would say this photo matches") for photos with and without descriptions
-and scores are comparable across them.
+A photo without descriptions is scored by the pixel model alone: its probability *is* the
+pixel model's calibrated `sigmoid(t cos + b)`, so adding descriptions to other photos never
+changes it. A described photo is scored by a logistic regression over the image logit and the
+description features, whose logit is then calibrated on expert judgments of described photos
+(Platt: `sigmoid(a z + b)`). Both groups are calibrated against the same label ("an expert
+would say this photo matches"), which is what makes scores comparable across photos with and
+without descriptions: a presence indicator (`described`) picks the branch.
 
 Stored in the model artifact as `fusion.json` (trained by `withsense_train.fusion`); numpy
 only, so the gateway can apply it to its candidates without torch.
@@ -33,22 +34,25 @@ from typing import Any
 import numpy as np
 
 FUSION_FILE = "fusion.json"
-FORMAT = "withsense-fusion-1"
+FORMAT = "withsense-fusion-2"
 
 #: Feature names, in the order of `feature_matrix`'s columns.
 FEATURES = (
     "image_logit",
     "described",
-    "described_x_image_logit",
     "best_description_cosine",
     "mean_description_cosine",
     "keyword_coverage",
     "log1p_descriptions",
 )
-#: Which evidence each feature belongs to (what a hit reports it rests on).
+#: The regression's inputs (for described photos): every feature but the presence indicator.
+REGRESSION_FEATURES = tuple(f for f in FEATURES if f != "described")
+_REGRESSION_COLUMNS = [FEATURES.index(f) for f in REGRESSION_FEATURES]
+_DESCRIBED = FEATURES.index("described")
+_IMAGE = FEATURES.index("image_logit")
+#: Which evidence each regression input belongs to (what a hit reports it rests on).
 EVIDENCE_OF = {
     "image_logit": "pixels",
-    "described_x_image_logit": "pixels",
     "best_description_cosine": "descriptions",
     "mean_description_cosine": "descriptions",
     "log1p_descriptions": "descriptions",
@@ -88,8 +92,7 @@ def feature_matrix(image_logit: np.ndarray, cosines: Sequence[np.ndarray],
     best = np.asarray([c.max() if len(c) else 0.0 for c in cosines], dtype=np.float64)
     mean = np.asarray([c.mean() if len(c) else 0.0 for c in cosines], dtype=np.float64)
     keyword = np.asarray(keyword, dtype=np.float64) * described
-    return np.stack([image_logit, described, described * image_logit, best, mean, keyword,
-                     np.log1p(n)], axis=1)
+    return np.stack([image_logit, described, best, mean, keyword, np.log1p(n)], axis=1)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -98,55 +101,66 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FusionModel:
-    """Logistic fusion `z = w . x + w0`, then per-group calibration
-    `p = sigmoid(a z + b + described (c z + d))`."""
+    """Described photos: `p = sigmoid(a z + b)` with `z = w . x + w0` over REGRESSION_FEATURES;
+    photos without descriptions: `p = sigmoid(image_logit)`, the pixel model's own p."""
 
-    weights: tuple[float, ...]
+    weights: tuple[float, ...]  # one per REGRESSION_FEATURES
     intercept: float
-    calibration: tuple[float, float, float, float]  # a, b, c, d
-    reference: tuple[float, ...]  # mean feature values of non-matching training pairs
+    calibration: tuple[float, float]  # a, b
+    reference: tuple[float, ...]  # mean REGRESSION_FEATURES of non-matching described pairs
     metrics: dict[str, Any]
 
     def __post_init__(self) -> None:
-        if len(self.weights) != len(FEATURES) or len(self.reference) != len(FEATURES):
-            raise FusionError(f"fusion model: expected {len(FEATURES)} weights and references")
+        n = len(REGRESSION_FEATURES)
+        if len(self.weights) != n or len(self.reference) != n or len(self.calibration) != 2:
+            raise FusionError(f"fusion model: expected {n} weights and references, 2 calibration "
+                              "values")
 
     def logit(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(features, dtype=np.float64) @ np.asarray(self.weights) + self.intercept
+        """The regression's (uncalibrated) logit of each pair, as if it were described."""
+        x = np.asarray(features, dtype=np.float64)[:, _REGRESSION_COLUMNS]
+        return x @ np.asarray(self.weights) + self.intercept
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, dtype=np.float64)
-        z = self.logit(features)
-        a, b, c, d = self.calibration
-        described = features[:, FEATURES.index("described")]
-        return _sigmoid(a * z + b + described * (c * z + d))
+        a, b = self.calibration
+        described = features[:, _DESCRIBED] > 0
+        return np.where(described, _sigmoid(a * self.logit(features) + b),
+                        _sigmoid(features[:, _IMAGE]))
 
     def evidence(self, features: np.ndarray) -> list[list[str]]:
-        """Per pair, the kinds of evidence that raised its score (strongest first)."""
+        """Per pair, the kinds of evidence that raised its calibrated logit by at least
+        EVIDENCE_MIN_LOGIT over a typical non-matching photo, strongest first."""
         features = np.asarray(features, dtype=np.float64)
-        terms = (features - np.asarray(self.reference)) * np.asarray(self.weights)
+        a = self.calibration[0]
+        x = features[:, _REGRESSION_COLUMNS]
+        terms = a * (x - np.asarray(self.reference)) * np.asarray(self.weights)
+        pixels_alone = features[:, _IMAGE] - self.reference[REGRESSION_FEATURES.index("image_logit")]
         out = []
-        for row in terms:
+        for row, described, pixel_gain in zip(terms, features[:, _DESCRIBED] > 0, pixels_alone,
+                                              strict=True):
             gain = dict.fromkeys(EVIDENCE_KINDS, 0.0)
-            for name, value in zip(FEATURES, row, strict=True):
-                if name in EVIDENCE_OF:
+            if described:
+                for name, value in zip(REGRESSION_FEATURES, row, strict=True):
                     gain[EVIDENCE_OF[name]] += float(value)
-            kinds = sorted((k for k in EVIDENCE_KINDS if gain[k] >= EVIDENCE_MIN_LOGIT),
-                           key=lambda k: -gain[k])
-            out.append(kinds)
+            else:
+                gain["pixels"] = float(pixel_gain)
+            out.append(sorted((k for k in EVIDENCE_KINDS if gain[k] >= EVIDENCE_MIN_LOGIT),
+                              key=lambda k: -gain[k]))
         return out
 
     # --- the file ----------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "features": list(FEATURES), **asdict(self)}
+        return {"format": FORMAT, "features": list(REGRESSION_FEATURES), **asdict(self)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any], where: str = FUSION_FILE) -> FusionModel:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise FusionError(f"{where}: not a fusion model of format {FORMAT!r}")
-        if list(data.get("features", [])) != list(FEATURES):
-            raise FusionError(f"{where}: features {data.get('features')} are not {list(FEATURES)}")
+        if list(data.get("features", [])) != list(REGRESSION_FEATURES):
+            raise FusionError(f"{where}: features {data.get('features')} are not "
+                              f"{list(REGRESSION_FEATURES)}")
         try:
             model = cls(weights=tuple(float(w) for w in data["weights"]),
                         intercept=float(data["intercept"]),
@@ -156,8 +170,8 @@ class FusionModel:
         except (KeyError, TypeError, ValueError) as exc:
             raise FusionError(f"{where}: {exc}") from None
         values = [*model.weights, model.intercept, *model.calibration, *model.reference]
-        if len(model.calibration) != 4 or not all(math.isfinite(v) for v in values):
-            raise FusionError(f"{where}: calibration must be 4 finite numbers, weights finite")
+        if not all(math.isfinite(v) for v in values):
+            raise FusionError(f"{where}: weights and calibration must be finite")
         return model
 
     def save(self, folder: Path) -> Path:
@@ -189,6 +203,7 @@ __all__ = [
     "EVIDENCE_KINDS",
     "FEATURES",
     "FUSION_FILE",
+    "REGRESSION_FEATURES",
     "FusionError",
     "FusionModel",
     "description_cosines",
