@@ -61,7 +61,8 @@ def test_fusion_is_calibrated_in_each_group(fusion: FusionModel) -> None:
     # Descriptions are evidence: they separate matches better than the pixels alone.
     from sklearn.metrics import roc_auc_score
 
-    assert roc_auc_score(test_y[described], p[described]) > roc_auc_score(test_y[~described], p[~described]) + 0.05
+    with_desc = roc_auc_score(test_y[described], p[described])
+    assert with_desc > roc_auc_score(test_y[~described], p[~described]) + 0.05
 
 
 def test_undescribed_match_is_not_pushed_below_described_non_matches(fusion: FusionModel) -> None:
@@ -114,3 +115,14 @@ def test_keyword_features_match_exact_terms() -> None:
     assert keyword_coverage("a dog runs", doc.indices) == 1.0  # lemmas: dogs/dog, running/run
     assert keyword_coverage("the", doc.indices) == 0.0  # stop words only: no content
     assert not query_vector("the a of")
+
+
+def test_training_writes_the_fusion_component(trained_synthetic) -> None:
+    """`withsense train` saves fusion.json, records its hash and a model card section; the
+    runtime's loader accepts it against that hash."""
+    result, _ = trained_synthetic
+    out = Path(result.artifact_dir)
+    recorded = json.loads((out / "config.json").read_text())["files"]["fusion.json"]
+    fusion = load_fusion(out, recorded)
+    assert fusion is not None and fusion.metrics["train_positives"] > 0
+    assert result.card["fusion"]["files"] == {"fusion.json": recorded}
