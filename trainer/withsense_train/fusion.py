@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -219,51 +218,7 @@ def fusion_card(fusion: FusionModel, photos: int) -> dict[str, Any]:
             "features": list(FEATURES), **fusion.metrics}
 
 
-def add_to_artifact(artifact_dir: Path, data_dir: Path, cache_dir: Path | None = None) -> dict[str, Any]:
-    """Fits the fusion model for an artifact trained elsewhere, on its validation split (from its
-    model card), and records fusion.json in it (the `fusion` stage of `withsense train` alone)."""
-    import json
-
-    from withsense.model.artifact import CARD_FILE, load_artifact, record_files
-
-    from withsense_train.data import load_dataset
-    from withsense_train.evaluate import cache_for_artifact
-    from withsense_train.prepare import prepare
-
-    artifact = load_artifact(artifact_dir)
-    split = artifact.card.get("validation_split", {})
-    if not split.get("photos"):
-        raise ValueError(f"{artifact_dir}: its model card lists no validation split")
-    dataset = load_dataset(data_dir)
-    cache = cache_for_artifact(artifact.config, cache_dir, True)
-    prep = prepare(dataset, cache, tta=getattr(artifact.model.config, "tta", "none"),
-                   prompts=artifact.config.get("concept_prompts"))
-    photos = [p for p in split["photos"] if p in prep.photo_index]
-    fusion = fit_on_split(prep, artifact.model, photos, int(split.get("seed", 0)))
-    fusion.save(artifact_dir)
-    card = {**artifact.card, "fusion": {**fusion_card(fusion, len(photos)),
-                                        "files": record_files(artifact_dir, [FUSION_FILE])}}
-    (Path(artifact_dir) / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
-    return card["fusion"]
-
-
-def main() -> None:
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(description="Fit the evidence fusion model for an artifact "
-                                     "on its validation split and record fusion.json in it.")
-    parser.add_argument("--artifact", type=Path, required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--cache", type=Path)
-    args = parser.parse_args()
-    print(json.dumps(add_to_artifact(args.artifact, args.data, args.cache), indent=2))
-
-
 __all__ = ["PairSet", "PixelScores", "TextEvidence", "captions_of", "draw_descriptions",
            "fit_fusion", "fusion_stage", "leave_captions_out", "pair_features", "sigmoid",
            "train_fusion"]
 
-
-if __name__ == "__main__":
-    main()

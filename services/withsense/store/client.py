@@ -22,6 +22,7 @@ from withsense.keywords import SparseVector as Keywords
 from .base import (
     DESCRIPTIONS_VECTOR,
     KEYWORDS_VECTOR,
+    PAYLOAD_INDEXES,
     RRF_K,
     VECTOR_NAME,
     ImageRecord,
@@ -43,7 +44,7 @@ from .base import (
 
 _BATCH = 256
 _MINOR_IS_TRUE = models.FieldCondition(key="minor", match=models.MatchValue(value=True))
-_INDEXES = {"minor": models.PayloadSchemaType.BOOL, "uri": models.PayloadSchemaType.KEYWORD}
+_INDEXES = {field: models.PayloadSchemaType(kind) for field, kind in PAYLOAD_INDEXES.items()}
 
 
 def _sparse(keywords: Keywords) -> models.SparseVector:
