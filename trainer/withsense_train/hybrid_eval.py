@@ -82,7 +82,15 @@ def test_fold(prep: Prepared, fold: PixelScores, photos: list[str], seed: int) -
     pixels = sigmoid(logits)
     own = np.arange(len(q_rows))
     true_undescribed = np.asarray([p not in half for _, p in queries])
+    # Why undescribed photos lose rank 1 in the mixed gallery: their p against the best
+    # described and the best undescribed competitor (all photos of the fold but their own).
+    is_described = np.asarray([p in half for p in gallery.tolist()])
+    competitors = mixed.copy()
+    competitors[own, positive] = -np.inf
     out = {
+        "mixed_own_p": mixed[own, positive],
+        "mixed_best_described_p": np.where(is_described, competitors, -np.inf).max(axis=1),
+        "mixed_best_undescribed_p": np.where(~is_described, competitors, -np.inf).max(axis=1),
         "pixels_ranks": query_ranks(pixels, positive, gallery=GALLERY, seed=seed),
         "hybrid_ranks": query_ranks(everyone, positive, gallery=GALLERY, seed=seed),
         "mixed_ranks": query_ranks(mixed, positive, gallery=GALLERY, seed=seed),
@@ -119,6 +127,15 @@ def summarise(o: dict[str, np.ndarray]) -> dict[str, float]:
         "mixed undescribed R@1 hybrid": _recall(o["mixed_ranks"][und], 1),
         "mixed described R@1 pixels": _recall(o["pixels_ranks"][~und], 1),
         "mixed described R@1 hybrid": _recall(o["mixed_ranks"][~und], 1),
+        "mixed undescribed: median p of the own photo": float(np.median(o["mixed_own_p"][und])),
+        "mixed undescribed: median p of the best described competitor":
+            float(np.median(o["mixed_best_described_p"][und])),
+        "mixed undescribed: median p of the best undescribed competitor":
+            float(np.median(o["mixed_best_undescribed_p"][und])),
+        "mixed undescribed: own photo above every described competitor":
+            float(np.mean(o["mixed_own_p"][und] > o["mixed_best_described_p"][und])),
+        "mixed undescribed: own photo above every undescribed competitor":
+            float(np.mean(o["mixed_own_p"][und] > o["mixed_best_undescribed_p"][und])),
         "ECE pixels": ece(o["expert_pixels_p"], label),
         "ECE hybrid": ece(o["expert_hybrid_p"], label),
         "ECE hybrid, with descriptions": ece(o["expert_hybrid_p"][described], label[described]),
@@ -203,6 +220,8 @@ def format_result(result: dict[str, Any]) -> str:
                  f"| {m['ECE hybrid, with descriptions']:.3f} | ≤ 0.03 |")
     lines.append(f"| expert pairs without descriptions | ECE | – "
                  f"| {m['ECE hybrid, without descriptions']:.3f} | ≤ 0.03 |")
+    lines.append("")
+    lines += [f"{key}: {value:.3f}" for key, value in m.items() if key.startswith("mixed undescribed:")]
     return "\n".join(lines)
 
 
