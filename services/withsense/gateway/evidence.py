@@ -3,9 +3,9 @@
 The worker's Score kernel gives each candidate's pixels-only probability; here the gateway adds
 what it alone holds (the descriptions' vectors and keywords that the store returned with the
 candidate) and applies the artifact's fusion model (`withsense.model.fusion`, sent by the worker
-in GetModelInfo). The fusion is a dot product of 7 features per candidate, microseconds for a
-few hundred candidates, so it runs here, next to the data, rather than shipping every
-candidate's description vectors to the worker.
+in GetModelInfo). The fusion is a dot product of 5 features per candidate (numpy, no model),
+so it runs here, next to the data, rather than shipping every candidate's description vectors
+to the worker.
 """
 
 from __future__ import annotations
