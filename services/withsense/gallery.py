@@ -13,20 +13,38 @@ import numpy as np
 from PIL import Image
 
 GALLERY: dict[str, list[str]] = {
-    "astronaut": ["Astronaut Eileen Collins in her orange flight suit in front of the US flag"],
-    "camera": ["A man in a coat with a camera on a tripod, in a park"],
+    "astronaut": [
+        "Astronaut Eileen Collins in her orange flight suit in front of the US flag",
+        "NASA portrait of the STS-93 commander, Johnson Space Center, 1998",
+    ],
+    "camera": [
+        "A man in a coat with a camera on a tripod, in a park",
+        "The cameraman, a classic black and white test photo from MIT",
+    ],
     "chelsea": ["Our tabby cat Chelsea, photographed by my daughter"],
-    "coffee": ["A cup of coffee with latte art on a saucer, on a wooden table"],
-    "rocket": ["A rocket on the launch pad at sunrise, ready for lift-off"],
-    "hubble_deep_field": ["The night sky full of distant galaxies and stars"],
-    "coins": ["Old coins laid out on a dark surface"],
+    "coffee": [
+        "A cup of coffee with latte art on a saucer, on a wooden table",
+        "Cappuccino at a cafe in Lisbon, shot on a Fujifilm X100V",
+    ],
+    "rocket": [
+        "A rocket on the launch pad at sunrise, ready for lift-off",
+        "Falcon 9 at Cape Canaveral before launch",
+    ],
+    "hubble_deep_field": [
+        "The night sky full of distant galaxies and stars",
+        "Hubble eXtreme Deep Field, thousands of galaxies in one exposure",
+    ],
+    "coins": [
+        "Old coins laid out on a dark surface",
+        "Greek coins from Pompeii, numismatic collection",
+    ],
     "moon": ["The surface of the moon with craters"],
     "colorwheel": ["A color wheel with the full spectrum of hues"],
-    "brick": ["A brick wall, close up"],
+    "brick": ["A brick wall, close up", "Red brick texture, macro lens"],
     "grass": ["A lawn of green grass, close up"],
     "gravel": ["Grey gravel on a path"],
-    "clock": ["A wall clock"],
-    "horse": ["The silhouette of a horse"],
+    "clock": ["A wall clock", "Kitchen clock, shot with a Nikon D750 and a 50mm lens"],
+    "horse": ["The silhouette of a horse", "Black horse silhouette, Muybridge style"],
 }
 
 

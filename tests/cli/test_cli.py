@@ -53,13 +53,14 @@ def test_index_and_search_json(start_gateway, gallery_photos, tmp_path):
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["hits"][0]["uri"] == "coffee.jpg" and len(found["hits"]) == 2
+    assert "descriptions" in found["hits"][0]["evidence"]  # its description says "Coffee"
 
     result = withsense("search", "a cat", "--target", gateway.address, "--region", "DE", "--json")
     hits = json.loads(result.stdout)["hits"]
     assert hits[0]["withheld"] and hits[0]["disclaimer"] == DISCLAIMER and not hits[0]["uri"]
 
     table = withsense("search", "a cup of coffee", "--target", gateway.address, "--region", "US")
-    assert "coffee.jpg" in table.stdout
+    assert "coffee.jpg" in table.stdout and "evidence" in table.stdout
 
 
 def test_client_errors_are_clear(start_gateway, tmp_path):

@@ -38,6 +38,9 @@ async def test_model_info_is_complete(stub, worker, worker_runtime):
     assert info.max_message_bytes == limits.max_message_mb * 2**20
     assert info.image_size == worker_runtime.image_tower.image_size
     assert info.image_backend in ("onnx", "torch")
+    # The artifact's fusion model, which the gateway applies to its candidates.
+    assert worker_runtime.fusion is not None
+    assert json.loads(info.fusion_json) == json.loads(json.dumps(worker_runtime.fusion.to_json()))
 
 
 async def test_text_embeddings_are_unit_vectors_of_the_model_dim(stub, worker_runtime):

@@ -207,6 +207,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
             print()
             title = f"{kfold['folds']}-fold by photo, all photos (flagged ones evaluated only)"
             print(format_table(kfold["all"], title))
+    if result.get("descriptions"):
+        from withsense_train.hybrid_eval import format_result
+
+        print()
+        print(format_result(result["descriptions"]))
     return 0
 
 

@@ -386,6 +386,7 @@ def evaluate_data(data_dir: Path | str, artifact_dir: Path | None = None, *, fol
         result["mode"] = "validation split of the artifact (used for its early stopping and calibration)"
         result["validation_split"] = compare_on_split(prep, artifact.model, train_photos, val,
                                                       seed=config.seed)
+        result["descriptions"] = _hybrid_on_artifact_split(prep, artifact, val, config.seed)
         return result
     if folds <= 1:
         if artifact is not None and split and not same_data:
@@ -394,7 +395,25 @@ def evaluate_data(data_dir: Path | str, artifact_dir: Path | None = None, *, fol
     result["mode"] = f"{folds}-fold by photo (heads retrained per fold with the artifact's training config)"
     result["kfold"] = kfold_evaluate(dataset, config, folds=folds, cache_dir=cache_dir,
                                      progress=progress, include_flagged=include_flagged)
+    from withsense_train.hybrid_eval import hybrid_kfold
+
+    result["descriptions"] = hybrid_kfold(Path(data_dir), folds=folds, cache_dir=cache_dir,
+                                          config=config, progress=progress)
     return result
+
+
+def _hybrid_on_artifact_split(prep: Prepared, artifact: Any, photos: list[str],
+                              seed: int) -> dict[str, Any] | None:
+    """Pixels-only and hybrid on the artifact's validation split with its own fusion model (which
+    was trained there: optimistic, as the split's other figures); None without fusion.json."""
+    from withsense.model.fusion import load_fusion
+
+    from withsense_train.hybrid_eval import hybrid_on_split
+
+    fusion = load_fusion(artifact.path) if artifact.path is not None else None
+    if fusion is None:
+        return None
+    return hybrid_on_split(prep, artifact.model, fusion, photos, seed=seed)
 
 
 def format_table(table: dict[str, dict[str, Any]], title: str) -> str:

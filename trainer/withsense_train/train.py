@@ -43,6 +43,7 @@ from withsense_train.data import Dataset, load_dataset
 from withsense_train.evaluate import compare_on_split, demo_gallery_metrics, kfold_evaluate
 from withsense_train.features import FeatureCache
 from withsense_train.fit import fit_heads
+from withsense_train.fusion import fusion_stage
 from withsense_train.prepare import prepare, split_photos, zero_shot_model
 from withsense_train.run import TrainRun
 from withsense_train.semantic import semantic_stage
@@ -90,6 +91,7 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
     run.stage("artifact", write_artifact)
     # Components of the artifact beyond the heads (run.py says how to add one).
     run.stage("semantic", semantic_stage)
+    run.stage("fusion", fusion_stage)
     return finish(run)
 
 

@@ -24,7 +24,8 @@ def search_response_dict(query: str, region: str, result) -> dict[str, Any]:
         "disclaimer": result.disclaimer, "reason": result.reason,
         "model_version": result.model_version,
         "hits": [{"image_id": h.image_id, "uri": h.uri, "score": round(h.score, 4),
-                  "withheld": h.withheld, "disclaimer": h.disclaimer, "reason": h.reason, **h.extra}
+                  "withheld": h.withheld, "disclaimer": h.disclaimer, "reason": h.reason,
+                  "evidence": list(h.evidence), **h.extra}
                  for h in result.hits],
     }
 
@@ -40,9 +41,10 @@ def print_search(result: dict[str, Any]) -> None:
     table.add_column("#", justify="right")
     table.add_column("photo")
     table.add_column("p(match)", justify="right")
+    table.add_column("evidence")
     for rank, hit in enumerate(result["hits"], start=1):
         photo = f"[yellow]{hit['disclaimer']}[/yellow]" if hit["withheld"] else hit["uri"]
-        table.add_row(str(rank), photo, f"{hit['score']:.3f}")
+        table.add_row(str(rank), photo, f"{hit['score']:.3f}", ", ".join(hit["evidence"]) or "weak")
     console.print(table)
     console.print(f"  [dim]reason: {result['reason']}[/dim]")
 

@@ -26,13 +26,16 @@ class Hit:
     withheld: bool = False
     disclaimer: str = ""
     reason: str = ""
+    #: What the score rests on, strongest first: "pixels", "descriptions", "keywords".
+    evidence: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_proto(cls, hit: pb.SearchHit) -> Hit:
         names = {f.name for f in fields(cls)} - {"extra"}
         return cls(image_id=hit.image_id, uri=hit.uri, score=hit.score, withheld=hit.withheld,
-                   disclaimer=hit.disclaimer, reason=hit.reason, extra=_extra(hit, names))
+                   disclaimer=hit.disclaimer, reason=hit.reason, evidence=tuple(hit.evidence),
+                   extra=_extra(hit, names))
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         METRICS.search_seconds.observe(time.perf_counter() - started)
         hits = [pb.SearchHit(image_id=h.image_id, uri=h.uri, score=h.score, withheld=h.withheld,
                              disclaimer=self.engine.gate.disclaimer if h.withheld else "",
-                             reason=h.reason) for h in result.hits]
+                             reason=h.reason, evidence=list(h.evidence)) for h in result.hits]
         return pb.SearchResponse(hits=hits, blocked=result.blocked, disclaimer=result.disclaimer,
                                  reason=result.reason, model_version=result.model_version,
                                  restricted_region=result.restricted)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -30,9 +31,12 @@ from withsense.gateway.errors import (
     PermissionDenied,
     Unavailable,
 )
+from withsense.gateway.evidence import fuse
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.worker_client import WorkerClient
+from withsense.keywords import document_vector, query_vector
+from withsense.model.fusion import FusionError, FusionModel
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
 from withsense.store.base import URIS_KEY, canonical_ids, uris_of
 from withsense.thumbnails import ThumbnailStore, make_thumbnail
@@ -44,6 +48,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 # Photos of one worker call, in bytes: half the message limit leaves room for the framing, so
 # four valid 18 MB photos go in two calls instead of failing as one 72 MB message.
 INDEX_CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
+DESCRIPTION_BATCH = 64  # texts per EmbedText call when indexing descriptions
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class Hit:
     score: float
     withheld: bool = False
     reason: str = ""
+    evidence: tuple[str, ...] = ()  # "pixels", "descriptions", "keywords": what the score rests on
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class SearchEngine:
         # catalogue settles it at the next start, so nothing is served (see _store_write).
         self.store_failure = ""
         self.on_store_failure: Callable[[], Awaitable[None]] | None = None
+        self.fusion: FusionModel | None = None
 
     async def start(self) -> None:
         """Asks the worker for the model and embeds the child-concept prototypes once."""
@@ -97,6 +104,13 @@ class SearchEngine:
                 f"the worker's model gives {info.dim}-d vectors but the store holds {self.store.dim}-d"
             )
         self.model_version = info.model_version
+        try:
+            self.fusion = (FusionModel.from_json(json.loads(info.fusion_json), "the worker's fusion model")
+                           if info.fusion_json else None)
+        except (ValueError, FusionError) as exc:
+            raise GatewayError(f"the worker's model {info.model_version}: {exc}") from None
+        log.info("scores rest on %s", "pixels, descriptions and keywords" if self.fusion
+                 else "pixels alone (the model has no fusion.json)")
         vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts())
         model_threshold = (info.semantic_child_threshold
                            if info.HasField("semantic_child_threshold") else None)
@@ -158,8 +172,9 @@ class SearchEngine:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"
         candidates: list[StoreHit] = await self._store_call(
-            self.store.search, query, params.top_k * self.settings.oversample,
-            exclude_minor=drop_flagged, filters=params.filters or None, with_vectors=True,
+            self.store.hybrid_search, query, query_vector(params.query) or None,
+            params.top_k * self.settings.oversample,
+            exclude_minor=drop_flagged, filters=params.filters or None,
         )
         hits = await self._rescore(query, candidates, params, region)
         withheld = sum(hit.withheld for hit in hits)
@@ -189,23 +204,25 @@ class SearchEngine:
         if not candidates:
             return []
         vectors = np.stack([c.vector for c in candidates])
-        probabilities = await self.worker.score(query, vectors)
+        pixels = await self.worker.score(query, vectors)
+        probabilities, evidence = fuse(self.fusion, params.query, query, candidates, pixels)
         order = np.argsort(-probabilities, kind="stable")
         hits: list[Hit] = []
         for index in order:
             candidate, probability = candidates[index], float(probabilities[index])
             if probability < params.min_score or len(hits) == params.top_k:
                 break
-            hits.append(self._hit(candidate, probability, region))
+            hits.append(self._hit(candidate, probability, evidence[index], region))
         return hits
 
-    def _hit(self, candidate: StoreHit, probability: float, region: RegionDecision) -> Hit:
+    def _hit(self, candidate: StoreHit, probability: float, evidence: tuple[str, ...],
+             region: RegionDecision) -> Hit:
         if region.restricted and candidate.payload.get("minor", True):
-            # Only the disclaimer leaves the service: no id, no uri.
+            # Only the disclaimer leaves the service: no id, no uri, no evidence.
             return Hit(image_id="", uri="", score=probability, withheld=True,
                        reason=f"photo flagged minor; {region.describe()}")
         return Hit(image_id=candidate.image_id, uri=str(candidate.payload.get("uri", "")),
-                   score=probability)
+                   score=probability, evidence=evidence)
 
     # --- indexing ---------------------------------------------------------------------------
 
@@ -234,7 +251,8 @@ class SearchEngine:
     async def _index_chunk(self, chunk: list[IndexItem], summary: IndexSummary) -> None:
         """One photo (one content) is one point with every uri it was sent under: the same
         bytes again add a uri, never a second photo. New photos are embedded; a photo already
-        stored only has its payload updated (same content, same vector)."""
+        stored only has its payload updated (same content, same vector), unless its
+        descriptions changed: then its description vectors and keywords are written anew."""
         ids = [point_id_for(item.image) for item in chunk]
         existing = await self._store_call(self.store.get, ids)
         todo: dict[str, tuple[list[IndexItem], dict[str, Any]]] = {}
@@ -255,7 +273,10 @@ class SearchEngine:
         # A photo indexed before thumbnails existed gets one on the next run.
         await self._store_thumbnails(unchanged + [todo[i][0][0] for i in todo if i in existing],
                                      summary, only_missing=True)
-        new = [image_id for image_id in todo if image_id not in existing]
+        # New photos, and stored ones whose descriptions changed (their description vectors
+        # change with them), are embedded and written whole; the rest get a payload update.
+        new = [i for i in todo if i not in existing
+               or existing[i].get("descriptions") != todo[i][1].get("descriptions")]
         vectors = await self._embed_each([todo[i][0][0] for i in new], summary)
         embedded = {i: v for i, v in zip(new, vectors, strict=True) if v is not None}
         # The thumbnail is written before the point, so every searchable photo has one.
@@ -265,8 +286,12 @@ class SearchEngine:
                 # reported for its first uri; the others share its fate
                 summary.failures += [(item.uri, "same photo as " + todo[image_id][0][0].uri)
                                      for item in todo.pop(image_id)[0][1:]]
-        records = [ImageRecord(i, v, todo[i][1]) for i, v in embedded.items() if i in todo]
-        updates = {i: payload for i, (_, payload) in todo.items() if i in existing}
+        kept = [i for i in embedded if i in todo]
+        described = await self._embed_descriptions([todo[i][0][0] for i in kept])
+        records = [ImageRecord(i, embedded[i], todo[i][1], descriptions=descriptions,
+                               keywords=document_vector(todo[i][0][0].descriptions))
+                   for i, descriptions in zip(kept, described, strict=True)]
+        updates = {i: payload for i, (_, payload) in todo.items() if i in existing and i not in embedded}
         await self._detach_uris([u for _, p in todo.values() for u in uris_of(p)], keep=set(todo))
         await self._store_write(self.store.upsert, records)
         if updates:
@@ -346,6 +371,20 @@ class SearchEngine:
             await self._store_write(self.store.delete, emptied)
             await asyncio.to_thread(self._delete_thumbnails, [payloads[i] for i in emptied])
         return detached
+
+    async def _embed_descriptions(self, items: list[IndexItem]) -> list[np.ndarray | None]:
+        """Each photo's descriptions embedded like queries ([n, dim]); None without any."""
+        texts = [text for item in items for text in item.descriptions]
+        rows: list[np.ndarray] = []
+        for start in range(0, len(texts), DESCRIPTION_BATCH):
+            batch, _ = await self.worker.embed_texts(texts[start:start + DESCRIPTION_BATCH])
+            rows.extend(batch)
+        out: list[np.ndarray | None] = []
+        for item in items:
+            n = len(item.descriptions)
+            out.append(np.stack(rows[:n]) if n else None)
+            rows = rows[n:]
+        return out
 
     # --- deletion and stats -----------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from withsense.model.artifact import (
 from withsense.model.catalog import DEFAULT_IMAGE_BACKEND, DEFAULT_MODEL, TTA_MODES, model_config
 from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
+from withsense.model.fusion import FUSION_FILE, FusionModel, load_fusion
 from withsense.model.towers import ImageFeatures, ImageTower, TextTower
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,11 @@ class ModelRuntime:
             self.artifact = load_artifact(artifact_dir)
             self.image_tower = ImageTower(*_tower_names(self.artifact.config), backend=image_backend)
         self.model = self.artifact.model.to(self.device).eval()
+        # The evidence fusion model (applied by the gateway, which holds the descriptions).
+        self.fusion: FusionModel | None = None
+        if artifact_dir is not None:
+            recorded = self.artifact.config.get("files", {}).get(FUSION_FILE)
+            self.fusion = load_fusion(artifact_dir, recorded)
         self.load_seconds = time.perf_counter() - started
         log.info("model %s loaded in %.1f s", self.version, self.load_seconds)
 

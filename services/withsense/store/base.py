@@ -10,14 +10,23 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-#: Name of the dense vector in both backends.
+from withsense.keywords import SparseVector
+
+#: Name of the photo's dense vector in both backends.
 VECTOR_NAME = "image"
+#: Name of the descriptions' dense vectors: a multivector (one row per description, MaxSim),
+#: absent from a photo without descriptions.
+DESCRIPTIONS_VECTOR = "descriptions"
+#: Name of the descriptions' sparse keyword vector (IDF modifier), absent when there are none.
+KEYWORDS_VECTOR = "keywords"
+#: k of the reciprocal rank fusion that merges the candidate lists of a hybrid search.
+RRF_K = 60
 
 #: Payload keys every record must carry (user fields come on top, with str values).
 REQUIRED_PAYLOAD_KEYS: tuple[str, ...] = (
@@ -51,6 +60,8 @@ class ImageRecord:
     image_id: str
     vector: np.ndarray  # float32 [dim], unit length
     payload: dict[str, Any]
+    descriptions: np.ndarray | None = None  # float32 [n, dim]: one row per description
+    keywords: SparseVector | None = None  # withsense.keywords.document_vector(descriptions)
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class StoreHit:
     score: float
     payload: dict[str, Any]
     vector: np.ndarray | None  # float32 [dim] (as stored: unit length) when asked for
+    descriptions: np.ndarray | None = None  # float32 [n, dim] when asked for and stored
+    keywords: SparseVector | None = None  # when asked for and stored
 
 
 @runtime_checkable
@@ -83,6 +96,22 @@ class VectorStore(Protocol):
         filters: Mapping[str, str] | None = None,
         with_vectors: bool = True,
     ) -> list[StoreHit]: ...
+
+    def hybrid_search(
+        self,
+        vector: np.ndarray | Sequence[float],
+        keywords: SparseVector | None,
+        limit: int,
+        *,
+        exclude_minor: bool,
+        filters: Mapping[str, str] | None = None,
+    ) -> list[StoreHit]:
+        """Candidates from the image vector, the description vectors and the keywords (when
+        given), each list `limit` long, merged by reciprocal rank fusion in one query: the
+        union of the lists (so a photo without descriptions keeps its place among the image
+        candidates), best fused rank first. Hits carry every stored vector; `score` is the
+        RRF score (a rank measure, not a cosine)."""
+        ...
 
     def delete(self, image_ids: Sequence[str]) -> int: ...
 
@@ -143,6 +172,33 @@ def check_vector(vector: Any, dim: int, what: str) -> list[float]:
         raise StoreError(f"{what}: vector is all zeros (cosine is undefined)")
     out: list[float] = arr.tolist()
     return out
+
+
+def check_descriptions(vectors: Any, dim: int, what: str) -> list[list[float]]:
+    """Description vectors [n, dim] as lists of floats; [] when there are none."""
+    if vectors is None:
+        return []
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.size == 0:
+        return []
+    if arr.ndim != 2:
+        raise StoreError(f"{what}: description vectors must be [n, {dim}], got {tuple(arr.shape)}")
+    return [check_vector(row, dim, f"{what}, description {i}") for i, row in enumerate(arr)]
+
+
+def check_keywords(keywords: Any, what: str) -> SparseVector | None:
+    """A sparse vector with sorted, unique, non-negative int indices and finite values."""
+    if keywords is None or not keywords:
+        return None
+    if not isinstance(keywords, SparseVector):
+        raise StoreError(f"{what}: keywords must be a withsense.keywords.SparseVector")
+    indices = np.asarray(keywords.indices, dtype=np.int64)
+    values = np.asarray(keywords.values, dtype=np.float64)
+    if indices.min() < 0 or indices.max() >= 2**32 or np.any(np.diff(indices) <= 0):
+        raise StoreError(f"{what}: keyword indices must be sorted, unique and in 0..2^32-1")
+    if not np.all(np.isfinite(values)):
+        raise StoreError(f"{what}: keyword values have NaN or infinite values")
+    return keywords
 
 
 def check_payload(image_id: str, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -243,6 +299,44 @@ def hits_from_points(points: Sequence[Any], *, with_vectors: bool, dim: int) -> 
             score=float(p.score),
             payload=dict(p.payload or {}),
             vector=None if vectors is None else vectors[i],
+            descriptions=_stored_descriptions(p.vector, dim),
+            keywords=_stored_keywords(p.vector),
         )
         for i, p in enumerate(points)
     ]
+
+
+def _stored_descriptions(vector: Any, dim: int) -> np.ndarray | None:
+    rows = vector.get(DESCRIPTIONS_VECTOR) if isinstance(vector, dict) else None
+    return None if not rows else np.asarray(rows, dtype=np.float32).reshape(-1, dim)
+
+
+def _stored_keywords(vector: Any) -> SparseVector | None:
+    sparse = vector.get(KEYWORDS_VECTOR) if isinstance(vector, dict) else None
+    if sparse is None or not list(sparse.indices):
+        return None
+    return SparseVector(tuple(int(i) for i in sparse.indices), tuple(float(v) for v in sparse.values))
+
+
+def named_vectors(
+    image_id: str, record: ImageRecord, dim: int, sparse: Callable[[SparseVector], Any]
+) -> dict[str, Any]:
+    """The named vectors of a record as a backend stores them (`sparse` builds its sparse type);
+    descriptions and keywords are left out when there are none."""
+    out: dict[str, Any] = {VECTOR_NAME: check_vector(record.vector, dim, f"image {image_id}")}
+    descriptions = check_descriptions(record.descriptions, dim, f"image {image_id}")
+    if descriptions:
+        out[DESCRIPTIONS_VECTOR] = descriptions
+    keywords = check_keywords(record.keywords, f"image {image_id}")
+    if keywords is not None:
+        out[KEYWORDS_VECTOR] = sparse(keywords)
+    return out
+
+
+def old_schema_message(where: str) -> str:
+    return (
+        f"the vector store at {where} was made by an older With Sense without description "
+        f"vectors ({DESCRIPTIONS_VECTOR!r}, {KEYWORDS_VECTOR!r}); it cannot be searched with "
+        "descriptions as evidence. Index the photos again into a new store (another "
+        "WITHSENSE_DATA_DIR or collection), or delete the old one and re-index"
+    )

@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from withsense.keywords import SparseVector as Keywords
+
 from .base import (
+    DESCRIPTIONS_VECTOR,
+    KEYWORDS_VECTOR,
     PAYLOAD_INDEXES,
+    RRF_K,
     URIS_KEY,
     VECTOR_NAME,
     ImageRecord,
@@ -27,17 +32,35 @@ from .base import (
     canonical_id,
     canonical_ids,
     check_filters,
+    check_keywords,
     check_limit,
     check_payload,
     check_uris,
     check_vector,
     hits_from_points,
+    named_vectors,
+    old_schema_message,
     order_ids_by_uri,
 )
 
 _BATCH = 256
 _MINOR_IS_TRUE = models.FieldCondition(key="minor", match=models.MatchValue(value=True))
 _INDEXES = {field: models.PayloadSchemaType(kind) for field, kind in PAYLOAD_INDEXES.items()}
+
+
+def _sparse(keywords: Keywords) -> models.SparseVector:
+    return models.SparseVector(indices=list(keywords.indices), values=list(keywords.values))
+
+
+def _filter(exclude_minor: bool, filters: Mapping[str, str] | None) -> models.Filter | None:
+    must: list[models.Condition] = [
+        models.FieldCondition(key=k, match=models.MatchValue(value=v))
+        for k, v in check_filters(filters)
+    ]
+    must_not: list[models.Condition] = [_MINOR_IS_TRUE] if exclude_minor else []
+    if not must and not must_not:
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)
 
 
 class QdrantClientStore:
@@ -121,7 +144,17 @@ class QdrantClientStore:
                     vectors_config={
                         VECTOR_NAME: models.VectorParams(
                             size=self.dim, distance=models.Distance.COSINE
-                        )
+                        ),
+                        DESCRIPTIONS_VECTOR: models.VectorParams(
+                            size=self.dim,
+                            distance=models.Distance.COSINE,
+                            multivector_config=models.MultiVectorConfig(
+                                comparator=models.MultiVectorComparator.MAX_SIM
+                            ),
+                        ),
+                    },
+                    sparse_vectors_config={
+                        KEYWORDS_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
                     },
                 )
             info = client.get_collection(self.collection)
@@ -143,6 +176,9 @@ class QdrantClientStore:
                     f"collection {self.collection!r} at {self.where} uses {params.distance} "
                     "distance, not Cosine"
                 )
+            sparse = info.config.params.sparse_vectors or {}
+            if DESCRIPTIONS_VECTOR not in vectors or KEYWORDS_VECTOR not in sparse:
+                raise StoreError(old_schema_message(f"{self.where}, collection {self.collection!r}"))
             if self.local:
                 return  # payload indexes have no effect in local mode (it warns if asked)
             have = set(info.payload_schema or {})
@@ -160,11 +196,9 @@ class QdrantClientStore:
         points = []
         for r in records:
             image_id = canonical_id(r.image_id)
-            vec = check_vector(r.vector, self.dim, f"image {image_id}")
+            vectors = named_vectors(image_id, r, self.dim, _sparse)
             payload = check_payload(image_id, r.payload)
-            points.append(
-                models.PointStruct(id=image_id, vector={VECTOR_NAME: vec}, payload=payload)
-            )
+            points.append(models.PointStruct(id=image_id, vector=vectors, payload=payload))
         if not points:
             return
         with self._call("upsert") as client:
@@ -192,16 +226,7 @@ class QdrantClientStore:
         limit = check_limit(limit)
         if limit == 0:
             return []
-        must: list[models.Condition] = [
-            models.FieldCondition(key=k, match=models.MatchValue(value=v))
-            for k, v in check_filters(filters)
-        ]
-        must_not: list[models.Condition] = [_MINOR_IS_TRUE] if exclude_minor else []
-        flt = (
-            models.Filter(must=must or None, must_not=must_not or None)
-            if must or must_not
-            else None
-        )
+        flt = _filter(exclude_minor, filters)
         with self._call("search") as client:
             response = client.query_points(
                 self.collection,
@@ -211,13 +236,48 @@ class QdrantClientStore:
                 limit=limit,
                 with_payload=True,
                 with_vectors=[VECTOR_NAME] if with_vectors else False,
-                search_params=(
-                    None
-                    if self.local or self.hnsw_ef is None
-                    else models.SearchParams(hnsw_ef=max(self.hnsw_ef, limit))
-                ),
+                search_params=self._search_params(limit),
             )
         return hits_from_points(response.points, with_vectors=with_vectors, dim=self.dim)
+
+    def _search_params(self, limit: int) -> models.SearchParams | None:
+        if self.local or self.hnsw_ef is None:
+            return None
+        return models.SearchParams(hnsw_ef=max(self.hnsw_ef, limit))
+
+    def hybrid_search(
+        self,
+        vector: np.ndarray | Sequence[float],
+        keywords: Keywords | None,
+        limit: int,
+        *,
+        exclude_minor: bool,
+        filters: Mapping[str, str] | None = None,
+    ) -> list[StoreHit]:
+        query = check_vector(vector, self.dim, "query")
+        sparse = check_keywords(keywords, "query")
+        limit = check_limit(limit)
+        if limit == 0:
+            return []
+        flt = _filter(exclude_minor, filters)
+        params = self._search_params(limit)
+        sources: list[tuple[Any, str]] = [(query, VECTOR_NAME), ([query], DESCRIPTIONS_VECTOR)]
+        if sparse is not None:
+            sources.append((_sparse(sparse), KEYWORDS_VECTOR))
+        with self._call("hybrid search") as client:
+            response = client.query_points(
+                self.collection,
+                prefetch=[
+                    models.Prefetch(query=q, using=using, filter=flt, limit=limit, params=params)
+                    for q, using in sources
+                ],
+                query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
+                query_filter=flt,
+                limit=limit * len(sources),  # the union: no candidate list is cut
+                with_payload=True,
+                with_vectors=True,
+            )
+        return hits_from_points(response.points, with_vectors=True, dim=self.dim)
 
     def delete(self, image_ids: Sequence[str]) -> int:
         ids = canonical_ids(image_ids)

@@ -39,22 +39,34 @@ from qdrant_edge import (
     Distance,
     EdgeConfig,
     EdgeShard,
+    EdgeSparseVectorParams,
     EdgeVectorParams,
     FieldCondition,
     Filter,
+    Fusion,
     MatchAny,
     MatchValue,
+    Modifier,
+    MultiVectorComparator,
+    MultiVectorConfig,
     PayloadSchemaType,
     Point,
+    Prefetch,
     Query,
     QueryRequest,
     ScrollRequest,
     SearchParams,
+    SparseVector,
     UpdateOperation,
 )
 
+from withsense.keywords import SparseVector as Keywords
+
 from .base import (
+    DESCRIPTIONS_VECTOR,
+    KEYWORDS_VECTOR,
     PAYLOAD_INDEXES,
+    RRF_K,
     URIS_KEY,
     VECTOR_NAME,
     ImageRecord,
@@ -63,11 +75,14 @@ from .base import (
     canonical_id,
     canonical_ids,
     check_filters,
+    check_keywords,
     check_limit,
     check_payload,
     check_uris,
     check_vector,
     hits_from_points,
+    named_vectors,
+    old_schema_message,
     order_ids_by_uri,
 )
 
@@ -91,13 +106,53 @@ _MINOR_IS_TRUE = FieldCondition(key="minor", match=_BOOL_TRUE)
 _INDEXES = {field: getattr(PayloadSchemaType, kind.capitalize()) for field, kind in PAYLOAD_INDEXES.items()}
 
 
-def stored_dim(path: Path) -> int | None:
-    """The size of the 'image' vector recorded in an existing shard's config, if readable."""
+def _filter(exclude_minor: bool, filters: Mapping[str, str] | None) -> Filter | None:
+    must: list[Any] = [
+        FieldCondition(key=k, match=MatchValue(value=v)) for k, v in check_filters(filters)
+    ]
+    must_not: list[Any] = [_MINOR_IS_TRUE] if exclude_minor else []
+    return Filter(must=must or None, must_not=must_not or None) if must or must_not else None
+
+
+def _stored_config(path: Path) -> dict[str, Any]:
+    """The config recorded in an existing shard's folder ({} if unreadable)."""
     try:
         cfg = json.loads((path / _CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def stored_dim(path: Path) -> int | None:
+    """The size of the 'image' vector recorded in an existing shard's config, if readable."""
+    return _stored_dim(_stored_config(path))
+
+
+def _stored_dim(cfg: dict[str, Any]) -> int | None:
+    """The size of the 'image' vector in a stored config, if recorded."""
+    try:
         return int(cfg["vectors"][VECTOR_NAME]["size"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
+
+
+def _edge_config(dim: int) -> EdgeConfig:
+    """Image vector, description multivector (MaxSim) and keyword sparse vector (IDF)."""
+    return EdgeConfig(
+        vectors={
+            VECTOR_NAME: EdgeVectorParams(size=dim, distance=Distance.Cosine),
+            DESCRIPTIONS_VECTOR: EdgeVectorParams(
+                size=dim,
+                distance=Distance.Cosine,
+                multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim),
+            ),
+        },
+        sparse_vectors={KEYWORDS_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+    )
+
+
+def _edge_sparse(keywords: Keywords) -> SparseVector:
+    return SparseVector(list(keywords.indices), list(keywords.values))
 
 
 class EdgeStore:
@@ -127,17 +182,18 @@ class EdgeStore:
         self._lock = threading.RLock()
         self._shard: EdgeShard | None = None
         self._ensure_writable_folder()
-        config = EdgeConfig(
-            vectors={VECTOR_NAME: EdgeVectorParams(size=dim, distance=Distance.Cosine)}
-        )
+        config = _edge_config(dim)
         exists = (self.path / _CONFIG_FILE).exists()
         if exists:
-            stored = stored_dim(self.path)
+            stored_config = _stored_config(self.path)
+            stored = _stored_dim(stored_config)
             if stored is not None and stored != dim:
                 raise StoreError(
                     f"the vector store at {self.path} holds {stored}-d vectors but dim={dim} "
                     "was asked for (another model?): use another data folder or re-index"
                 )
+            if stored is not None and DESCRIPTIONS_VECTOR not in stored_config["vectors"]:
+                raise StoreError(old_schema_message(str(self.path)))
         try:
             if exists:
                 self._shard = EdgeShard.load(str(self.path), config)
@@ -222,9 +278,9 @@ class EdgeStore:
         points = []
         for r in records:
             image_id = canonical_id(r.image_id)
-            vec = check_vector(r.vector, self.dim, f"image {image_id}")
+            vectors = named_vectors(image_id, r, self.dim, _edge_sparse)
             payload = check_payload(image_id, r.payload)
-            points.append(Point(id=image_id, vector={VECTOR_NAME: vec}, payload=payload))
+            points.append(Point(id=image_id, vector=vectors, payload=payload))
         if not points:
             return
         with self._lock:
@@ -262,11 +318,7 @@ class EdgeStore:
         limit = check_limit(limit)
         if limit == 0:
             return []
-        must: list[Any] = [
-            FieldCondition(key=k, match=MatchValue(value=v)) for k, v in check_filters(filters)
-        ]
-        must_not: list[Any] = [_MINOR_IS_TRUE] if exclude_minor else []
-        flt = Filter(must=must or None, must_not=must_not or None) if must or must_not else None
+        flt = _filter(exclude_minor, filters)
         with self._lock:
             shard = self._open_shard()
             request = QueryRequest(
@@ -282,6 +334,47 @@ class EdgeStore:
             except Exception as e:
                 raise StoreError(f"search in {self.path} failed: {e}") from e
         return hits_from_points(points, with_vectors=with_vectors, dim=self.dim)
+
+    def hybrid_search(
+        self,
+        vector: np.ndarray | Sequence[float],
+        keywords: Keywords | None,
+        limit: int,
+        *,
+        exclude_minor: bool,
+        filters: Mapping[str, str] | None = None,
+    ) -> list[StoreHit]:
+        query = check_vector(vector, self.dim, "query")
+        sparse = check_keywords(keywords, "query")
+        limit = check_limit(limit)
+        if limit == 0:
+            return []
+        flt = _filter(exclude_minor, filters)
+        with self._lock:
+            shard = self._open_shard()
+            params = self._search_params(limit)
+            sources = [
+                Query.Nearest(query, using=VECTOR_NAME),
+                Query.Nearest([query], using=DESCRIPTIONS_VECTOR),
+            ]
+            if sparse is not None:
+                sources.append(Query.Nearest(_edge_sparse(sparse), using=KEYWORDS_VECTOR))
+            request = QueryRequest(
+                limit=limit * len(sources),  # the union: no candidate list is cut
+                prefetches=[
+                    Prefetch(limit=limit, query=source, filter=flt, params=params)
+                    for source in sources
+                ],
+                query=Fusion.Rrf(k=RRF_K),
+                filter=flt,
+                with_payload=True,
+                with_vector=True,
+            )
+            try:
+                points = shard.query(request)
+            except Exception as e:
+                raise StoreError(f"hybrid search in {self.path} failed: {e}") from e
+        return hits_from_points(points, with_vectors=True, dim=self.dim)
 
     def delete(self, image_ids: Sequence[str]) -> int:
         ids = canonical_ids(image_ids)

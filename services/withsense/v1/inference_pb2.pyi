@@ -81,7 +81,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model_version", "dim", "image_tower", "text_tower", "scale", "bias", "zero_shot", "artifact_dir", "score_backend", "model_card_json", "max_texts", "max_text_chars", "max_images", "max_image_bytes", "max_image_pixels", "max_score_queries", "max_score_candidates", "max_message_bytes", "image_size", "image_backend", "load_seconds", "semantic_child_threshold")
+    __slots__ = ("model_version", "dim", "image_tower", "text_tower", "scale", "bias", "zero_shot", "artifact_dir", "score_backend", "model_card_json", "max_texts", "max_text_chars", "max_images", "max_image_bytes", "max_image_pixels", "max_score_queries", "max_score_candidates", "max_message_bytes", "image_size", "image_backend", "load_seconds", "semantic_child_threshold", "fusion_json")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     IMAGE_TOWER_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,7 @@ class GetModelInfoResponse(_message.Message):
     IMAGE_BACKEND_FIELD_NUMBER: _ClassVar[int]
     LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_CHILD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FUSION_JSON_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     dim: int
     image_tower: str
@@ -126,4 +127,5 @@ class GetModelInfoResponse(_message.Message):
     image_backend: str
     load_seconds: float
     semantic_child_threshold: float
-    def __init__(self, model_version: _Optional[str] = ..., dim: _Optional[int] = ..., image_tower: _Optional[str] = ..., text_tower: _Optional[str] = ..., scale: _Optional[float] = ..., bias: _Optional[float] = ..., zero_shot: _Optional[bool] = ..., artifact_dir: _Optional[str] = ..., score_backend: _Optional[str] = ..., model_card_json: _Optional[str] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_images: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_score_queries: _Optional[int] = ..., max_score_candidates: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., image_size: _Optional[int] = ..., image_backend: _Optional[str] = ..., load_seconds: _Optional[float] = ..., semantic_child_threshold: _Optional[float] = ...) -> None: ...
+    fusion_json: str
+    def __init__(self, model_version: _Optional[str] = ..., dim: _Optional[int] = ..., image_tower: _Optional[str] = ..., text_tower: _Optional[str] = ..., scale: _Optional[float] = ..., bias: _Optional[float] = ..., zero_shot: _Optional[bool] = ..., artifact_dir: _Optional[str] = ..., score_backend: _Optional[str] = ..., model_card_json: _Optional[str] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_images: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_score_queries: _Optional[int] = ..., max_score_candidates: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., image_size: _Optional[int] = ..., image_backend: _Optional[str] = ..., load_seconds: _Optional[float] = ..., semantic_child_threshold: _Optional[float] = ..., fusion_json: _Optional[str] = ...) -> None: ...

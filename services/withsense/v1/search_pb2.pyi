@@ -28,20 +28,22 @@ class SearchRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., region: _Optional[str] = ..., min_score: _Optional[float] = ..., filters: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class SearchHit(_message.Message):
-    __slots__ = ("image_id", "uri", "score", "withheld", "disclaimer", "reason")
+    __slots__ = ("image_id", "uri", "score", "withheld", "disclaimer", "reason", "evidence")
     IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     WITHHELD_FIELD_NUMBER: _ClassVar[int]
     DISCLAIMER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     image_id: str
     uri: str
     score: float
     withheld: bool
     disclaimer: str
     reason: str
-    def __init__(self, image_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., withheld: _Optional[bool] = ..., disclaimer: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    evidence: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, image_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., withheld: _Optional[bool] = ..., disclaimer: _Optional[str] = ..., reason: _Optional[str] = ..., evidence: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("hits", "blocked", "disclaimer", "reason", "model_version", "restricted_region")

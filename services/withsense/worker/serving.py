@@ -254,7 +254,13 @@ class WorkerServing:
             image_backend=runtime.image_tower.backend,
             load_seconds=float(getattr(runtime, "load_seconds", 0.0)),
             semantic_child_threshold=config.get("semantic_child_threshold"),
+            fusion_json=_fusion_json(runtime),
         )
+
+
+def _fusion_json(runtime: object) -> str:
+    fusion = getattr(runtime, "fusion", None)
+    return "" if fusion is None else json.dumps(fusion.to_json(), sort_keys=True)
 
 
 def _split_rows(array: np.ndarray, counts: list[int]) -> list[np.ndarray]:
