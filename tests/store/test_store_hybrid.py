@@ -127,8 +127,9 @@ def test_bad_description_vectors_are_refused(store: VectorStore) -> None:
 
 def test_store_of_the_old_schema_is_a_clear_error(kind: str, tmp_path: Path) -> None:
     """A store made before descriptions were vectors (only "image") is refused by name."""
-    if kind == "edge":
-        folder = tmp_path / "edge"
+    if kind.startswith("edge"):
+        folder = tmp_path / ("edge" if kind == "edge" else "catalogued/store")
+        folder.parent.mkdir(parents=True, exist_ok=True)
         EdgeShard.create(str(folder), EdgeConfig(
             vectors={"image": EdgeVectorParams(size=DIM, distance=Distance.Cosine)})).close()
     else:
