@@ -62,6 +62,12 @@ class GatewaySettings(BaseSettings):
         "training captions in the model's own text space (GetModelInfo), else 0.45 (chosen the "
         "same way for the zero-shot model: 1% of adult captions blocked).",
     )
+    multilingual_semantic_threshold: float | None = Field(
+        default=None, ge=-1.0, le=1.0,
+        description="The same for queries on the multilingual text path (Russian, other "
+        "non-Latin scripts), whose vectors come from another tower. Empty: the threshold the "
+        "trainer chose in that path's space (GetModelInfo), else the English one.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics HTTP port; 0: off."
     )

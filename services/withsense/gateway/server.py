@@ -47,7 +47,8 @@ class GatewayServer:
 async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
                         store: VectorStore | None = None) -> GatewayServer:
     """Opens the store (a clear error if unusable), connects the worker, then serves."""
-    gate = ComplianceGate(settings.restricted_regions, settings.semantic_threshold)
+    gate = ComplianceGate(settings.restricted_regions, settings.semantic_threshold,
+                          settings.multilingual_semantic_threshold)
     keys = load_api_keys(settings.api_keys, settings.api_keys_file)
     store = store or open_store(qdrant_url=settings.qdrant_url, data_dir=settings.data_dir, dim=dim,
                                 collection=settings.qdrant_collection, api_key=settings.qdrant_api_key)

@@ -24,6 +24,7 @@ from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgu
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.worker_client import WorkerClient
+from withsense.model.language import ENGLISH, MULTILINGUAL
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,17 @@ class SearchEngine:
                 f"the worker's model gives {info.dim}-d vectors but the store holds {self.store.dim}-d"
             )
         self.model_version = info.model_version
-        vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts())
+        vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts(), ENGLISH)
         model_threshold = (info.semantic_child_threshold
                            if info.HasField("semantic_child_threshold") else None)
         threshold = self.gate.set_prototypes(vectors, model_threshold)
         log.info("semantic child-query threshold %.3f", threshold)
+        if info.multilingual:
+            vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts(), MULTILINGUAL)
+            model_threshold = (info.multilingual_semantic_child_threshold
+                               if info.HasField("multilingual_semantic_child_threshold") else None)
+            threshold = self.gate.set_multilingual_prototypes(vectors, model_threshold)
+            log.info("semantic child-query threshold of the multilingual path %.3f", threshold)
 
     async def _store_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -103,11 +110,11 @@ class SearchEngine:
             decision = self.gate.policy.check(params.query)
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
-        query_vectors, version = await self.worker.embed_texts([params.query])
+        query_vectors, version, paths = await self.worker.embed_texts_routed([params.query])
         self.model_version = version or self.model_version
         query = query_vectors[0]
         if region.restricted:
-            decision = self.gate.policy.check(params.query, embedding=query)
+            decision = self.gate.policy_for(paths[0]).check(params.query, embedding=query)
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"
