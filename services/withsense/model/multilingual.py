@@ -14,7 +14,6 @@ weights' hash and the semantic child-query threshold chosen in this path's space
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -143,45 +142,34 @@ class TextMap:
         return (joint / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def save_map(out_dir: Path, text_map: TextMap, entry: dict[str, Any]) -> dict[str, Any]:
-    """Writes ``multilingual.safetensors`` and records it (hash, tower, ``entry``) in the
-    artifact's config.json, next to what is there. Returns the config entry."""
-    out_dir = Path(out_dir)
-    path = out_dir / MULTILINGUAL_FILE
+def save_map(out_dir: Path, text_map: TextMap) -> str:
+    """Writes ``multilingual.safetensors`` into the artifact folder; returns its name. The
+    caller records it (``artifact.record_files``) and its ``map_entry`` under ``multilingual``
+    in config.json (``artifact.update_config``)."""
     save_file({"weight": np.ascontiguousarray(text_map.weight, dtype=np.float32),
-               "bias": np.ascontiguousarray(text_map.bias, dtype=np.float32)}, str(path))
-    config_path = out_dir / "config.json"
-    config = json.loads(config_path.read_text())
-    record = {"file": MULTILINGUAL_FILE, "tower": describe_tower(text_map.in_dim), **entry}
-    config.setdefault("files", {})[MULTILINGUAL_FILE] = sha256_file.__wrapped__(path)
-    config[CONFIG_KEY] = record
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
-    return record
+               "bias": np.ascontiguousarray(text_map.bias, dtype=np.float32)},
+              str(Path(out_dir) / MULTILINGUAL_FILE))
+    return MULTILINGUAL_FILE
 
 
-def record_in_config(out_dir: Path, updates: dict[str, Any]) -> None:
-    """Merges ``updates`` into the artifact's ``multilingual`` config entry."""
-    config_path = Path(out_dir) / "config.json"
-    config = json.loads(config_path.read_text())
-    if CONFIG_KEY not in config:
-        raise MultilingualError(f"{config_path} has no {CONFIG_KEY!r} entry to update")
-    config[CONFIG_KEY].update(updates)
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+def map_entry(text_map: TextMap, **details: Any) -> dict[str, Any]:
+    """The ``multilingual`` entry of config.json: the file, the tower it reads, and details
+    (how it was fitted, the semantic child-query threshold of its space)."""
+    return {"file": MULTILINGUAL_FILE, "tower": describe_tower(text_map.in_dim), **details}
 
 
 def load_map(artifact_dir: Path, config: dict[str, Any], *, verify_tower: bool = True) -> TextMap | None:
-    """The artifact's map, or None when it has none (English only). Refuses a file whose hash
-    differs from config.json, or e5 weights other than the ones it was fitted on."""
+    """The artifact's map, or None when it has none (English only). The file must be listed in
+    config.json ``files`` (``artifact.load_artifact`` checks its hash); e5 weights other than
+    the ones it was fitted on are refused."""
     entry = config.get(CONFIG_KEY)
     if not entry:
         return None
     path = Path(artifact_dir) / entry.get("file", MULTILINGUAL_FILE)
+    if path.name not in config.get("files", {}):
+        raise MultilingualError(f"{path.name} is not listed in config.json `files`: not loaded")
     if not path.is_file():
         raise MultilingualError(f"{path} is missing (config.json lists a multilingual map)")
-    expected = config.get("files", {}).get(path.name)
-    actual = sha256_file.__wrapped__(path)
-    if expected != actual:
-        raise MultilingualError(f"{path} hashes to {actual[:12]}…, config.json says {expected}")
     if verify_tower:
         installed = sha256_file(tower_weights_path())
         wanted = entry.get("tower", {}).get("weights_sha256")
