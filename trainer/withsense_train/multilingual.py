@@ -305,13 +305,16 @@ def add_to_artifact(artifact_dir: Path, data_dir: Path, cache_dir: Path | None =
                     progress: bool = True) -> dict[str, Any]:
     """The stage's work for an artifact trained without it: fits the map into its text space
     on the data set's allowed captions and records it. Returns the config entry."""
+    from withsense.model.catalog import DEFAULT_MODEL, model_config
+
     from withsense_train.data import load_dataset
-    from withsense_train.evaluate import cache_for_artifact
+    from withsense_train.features import FeatureCache
     from withsense_train.filtering import legal_filter
 
     artifact = load_artifact(artifact_dir)
     dataset = load_dataset(data_dir)
-    cache = cache_for_artifact(artifact.config, cache_dir, progress)
+    # Only MiniLM text features are needed: their cache does not depend on the image tower.
+    cache = FeatureCache(model_config(DEFAULT_MODEL), cache_dir, progress=progress)
     e5 = E5Features(cache.root, progress=progress)
     texts = allowed_captions(legal_filter(dataset))
     text_map = fit_for_model(artifact.model, texts, cache.text(texts), e5)
