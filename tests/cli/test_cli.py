@@ -81,12 +81,14 @@ def test_client_errors_are_clear(start_gateway, tmp_path):
 def test_demo_prints_hits_and_the_disclaimer():
     result = withsense("demo", "--json", "--query", "a cup of coffee on a table",
                        "--query", "A man is crossing a mountain pass on a metal bridge",
-                       "--query", "маленькая девочка с мамой", timeout=600)
+                       "--query", "маленькая девочка с мамой", "--query", "чашка кофе на столе",
+                       timeout=600)
     assert result.returncode == 0, result.stderr
     demo = json.loads(result.stdout)
     assert demo["index"]["indexed"] == len(GALLERY)
-    coffee, bridge, child = demo["searches"]
+    coffee, bridge, child, russian_coffee = demo["searches"]
     assert coffee["hits"][0]["uri"] == "coffee.jpg"
+    assert russian_coffee["hits"][0]["uri"] == "coffee.jpg"  # the multilingual path
     assert len(bridge["hits"]) == 3 and not bridge["blocked"]
     assert child["blocked"] and child["disclaimer"] == DISCLAIMER and not child["hits"]
 

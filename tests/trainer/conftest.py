@@ -52,6 +52,12 @@ def synthetic_prepared(synthetic_dataset, feature_cache):
     prep = prepare(synthetic_dataset, feature_cache, tta="flip", include_flagged=True)
     feature_cache.image(list(synthetic_dataset.test_images.values()), "flip")
     feature_cache.text([q.query_text for q in synthetic_dataset.test_queries])
+    # The multilingual stage's e5 features too (its captions and the child prototypes).
+    from withsense.compliance import CHILD_PROTOTYPE_TEXTS
+    from withsense_train.multilingual import E5Features
+
+    captions = [caption.text for caption in synthetic_dataset.captions.values()]
+    E5Features(feature_cache.root, progress=False)(sorted(set(captions)) + list(CHILD_PROTOTYPE_TEXTS))
     return prep
 
 

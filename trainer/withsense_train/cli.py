@@ -207,6 +207,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
             print()
             title = f"{kfold['folds']}-fold by photo, all photos (flagged ones evaluated only)"
             print(format_table(kfold["all"], title))
+        if "languages" in kfold:
+            from withsense_train.multilingual import format_language_table
+
+            print()
+            print(format_language_table(kfold["languages"], f"{kfold['folds']}-fold by photo, "
+                                        "Russian test queries and their English originals, "
+                                        "the same galleries of 100 photos"))
     if result.get("descriptions"):
         from withsense_train.hybrid_eval import format_result
 

@@ -50,6 +50,7 @@ from withsense_train.metrics import (
     retrieval_from_ranks,
     retrieval_metrics,
 )
+from withsense_train.multilingual import LanguageEvaluation
 from withsense_train.prepare import (
     Prepared,
     embed,
@@ -193,6 +194,7 @@ def _kfold(prep: Prepared, config: TrainConfig, *, folds: int, progress: bool,
     per_fold: dict[str, dict[str, list[dict[str, float]]]] = {s: {r: [] for r in ROWS} for s in sections}
     epochs = []
     zero = zero_shot_model(prep, prep.cache.model_config)
+    languages = LanguageEvaluation(prep, progress=progress)  # Russian queries next to English
     bar = tqdm(range(folds), desc=f"{folds}-fold by photo", disable=not progress, leave=False)
     for k in bar:
         test = sorted(p for p in evaluated if fold_of[p] == k)
@@ -206,6 +208,7 @@ def _kfold(prep: Prepared, config: TrainConfig, *, folds: int, progress: bool,
                                         seed=config.seed + k)
                 pooled[section][name].append(outputs)
                 per_fold[section][name].append(summarise(outputs))
+        languages.add_fold(models[TRAINED], trainable, [p for p in test if p in allowed], config.seed + k)
         trained = per_fold["compliant"][TRAINED][-1]
         bar.set_postfix(R1=f"{trained['R@1']:.3f}", R5=f"{trained['R@5']:.3f}", R10=f"{trained['R@10']:.3f}")
     result: dict[str, Any] = {"folds": folds, "seed": config.seed, "best_epochs": epochs,
@@ -213,6 +216,8 @@ def _kfold(prep: Prepared, config: TrainConfig, *, folds: int, progress: bool,
     for section in sections:
         result[section] = {name: _pooled_metrics(pooled[section][name], per_fold[section][name])
                            for name in ROWS}
+    if languages.active:
+        result["languages"] = languages.result()
     return result
 
 

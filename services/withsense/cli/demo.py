@@ -14,6 +14,7 @@ from withsense.cli.serve import run_or_explain
 DEMO_QUERIES = [
     "A man is crossing a mountain pass on a metal bridge",
     "a cup of coffee on a table",
+    "чашка кофе на столе",  # Russian: the multilingual path (multilingual-e5-small + map)
     "a rocket before launch",
     "a cat",
     "the starry night sky",

@@ -91,6 +91,12 @@ class GatewaySettings(BaseSettings):
         default=10.0, ge=0, description="On shutdown, how long requests in flight may finish "
         "(health reports NOT_SERVING from the start of it)."
     )
+    multilingual_semantic_threshold: float | None = Field(
+        default=None, ge=-1.0, le=1.0,
+        description="The same for queries on the multilingual text path (Russian, other "
+        "non-Latin scripts), whose vectors come from another tower. Empty: the threshold the "
+        "trainer chose in that path's space (GetModelInfo), else the English one.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics HTTP port; 0: off."
     )

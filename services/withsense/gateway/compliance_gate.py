@@ -13,7 +13,8 @@ from withsense.compliance import (
     RegionRules,
     SemanticChildCheck,
 )
-from withsense.gateway.errors import InvalidArgument
+from withsense.gateway.errors import GatewayError, InvalidArgument
+from withsense.model.language import ENGLISH, MULTILINGUAL, TextPath
 
 # Chosen on the customer's 5,000 captions in MiniLM space (the zero-shot model's text space):
 # blocks 1% of captions without child terms, catches 50% of those with them by meaning alone.
@@ -31,17 +32,22 @@ class RegionDecision:
 
 
 class ComplianceGate:
-    """Query policy + region rules; semantic prototypes are embedded by the worker at start."""
+    """Query policy + region rules; semantic prototypes are embedded by the worker at start,
+    once per text path: a query's embedding is checked against prototypes embedded on the same
+    path (the same tower), with that path's own threshold."""
 
     disclaimer = DISCLAIMER
 
-    def __init__(self, restricted_regions: list[str], semantic_threshold: float | None) -> None:
+    def __init__(self, restricted_regions: list[str], semantic_threshold: float | None,
+                 multilingual_semantic_threshold: float | None = None) -> None:
         try:
             self.regions = RegionRules(restricted_regions)
         except ValueError as exc:
             raise ValueError(f"WITHSENSE_RESTRICTED_REGIONS: {exc}") from exc
         self.semantic_threshold = semantic_threshold
-        self.policy = QueryPolicy()
+        self.multilingual_semantic_threshold = multilingual_semantic_threshold
+        self.policy = QueryPolicy()  # the lexicon alone until the prototypes are embedded
+        self.policies: dict[TextPath, QueryPolicy] = {}
 
     def prototype_texts(self) -> list[str]:
         return list(CHILD_PROTOTYPE_TEXTS)
@@ -53,7 +59,29 @@ class ComplianceGate:
         semantic = SemanticChildCheck(vectors.astype(np.float32), threshold,
                                       labels=self.prototype_texts())
         self.policy = QueryPolicy(semantic=semantic)
+        self.policies[ENGLISH] = self.policy
         return threshold
+
+    def set_multilingual_prototypes(self, vectors: np.ndarray, model_threshold: float | None) -> float:
+        """Arms the semantic check of the multilingual path (after ``set_prototypes``): the
+        configured threshold, else the model's for this path, else the English one."""
+        english = self.policies.get(ENGLISH)
+        fallback = english.semantic.threshold if english and english.semantic else None
+        threshold = next(t for t in (self.multilingual_semantic_threshold, model_threshold,
+                                     fallback, ZERO_SHOT_SEMANTIC_THRESHOLD) if t is not None)
+        semantic = SemanticChildCheck(vectors.astype(np.float32), threshold,
+                                      labels=self.prototype_texts())
+        self.policies[MULTILINGUAL] = QueryPolicy(semantic=semantic)
+        return threshold
+
+    def policy_for(self, path: TextPath) -> QueryPolicy:
+        """The policy whose prototypes share the query's path. A path without armed prototypes
+        is an error, never a pass: the query is not served (fail closed)."""
+        policy = self.policies.get(path)
+        if policy is None:
+            raise GatewayError(f"no semantic child check armed for the {path} text path; "
+                               "query not served")
+        return policy
 
     def region(self, code: str) -> RegionDecision:
         try:

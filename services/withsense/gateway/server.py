@@ -82,7 +82,8 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
                         store: VectorStore | None = None) -> GatewayServer:
     """Opens the store (a clear error if unusable), connects the worker, then serves."""
     configure_query_salt()
-    gate = ComplianceGate(settings.restricted_regions, settings.semantic_threshold)
+    gate = ComplianceGate(settings.restricted_regions, settings.semantic_threshold,
+                          settings.multilingual_semantic_threshold)
     keys = load_key_ring(settings.api_keys, settings.api_keys_file,
                          settings.index_api_keys, settings.index_api_keys_file)
     store = store or open_store(qdrant_url=settings.qdrant_url, data_dir=settings.data_dir, dim=dim,

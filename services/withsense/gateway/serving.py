@@ -37,6 +37,7 @@ from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.worker_client import WorkerClient
 from withsense.keywords import document_vector, query_vector
 from withsense.model.fusion import FusionError, FusionModel
+from withsense.model.language import ENGLISH, MULTILINGUAL
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
 from withsense.store.base import URIS_KEY, canonical_ids, uris_of
 from withsense.thumbnails import ThumbnailStore, make_thumbnail
@@ -111,11 +112,17 @@ class SearchEngine:
             raise GatewayError(f"the worker's model {info.model_version}: {exc}") from None
         log.info("scores rest on %s", "pixels, descriptions and keywords" if self.fusion
                  else "pixels alone (the model has no fusion.json)")
-        vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts())
+        vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts(), ENGLISH)
         model_threshold = (info.semantic_child_threshold
                            if info.HasField("semantic_child_threshold") else None)
         threshold = self.gate.set_prototypes(vectors, model_threshold)
         log.info("semantic child-query threshold %.3f", threshold)
+        if info.multilingual:
+            vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts(), MULTILINGUAL)
+            model_threshold = (info.multilingual_semantic_child_threshold
+                               if info.HasField("multilingual_semantic_child_threshold") else None)
+            threshold = self.gate.set_multilingual_prototypes(vectors, model_threshold)
+            log.info("semantic child-query threshold of the multilingual path %.3f", threshold)
 
     async def _store_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.store_failure:
@@ -163,11 +170,12 @@ class SearchEngine:
         # ("baby" in "baby blue"); embedded in the same worker call when it differs.
         judged = self.gate.policy.semantic_text(params.query) if region.restricted else params.query
         texts = [params.query] if judged == params.query else [params.query, judged]
-        query_vectors, version = await self.worker.embed_texts(texts)
+        query_vectors, version, paths = await self.worker.embed_texts_routed(texts)
         self.model_version = version or self.model_version
         query = query_vectors[0]
         if region.restricted:
-            decision = self.gate.policy.check(params.query, embedding=query_vectors[-1])
+            # Each path (English, multilingual) has its own prototypes and threshold.
+            decision = self.gate.policy_for(paths[-1]).check(params.query, embedding=query_vectors[-1])
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"

@@ -16,6 +16,7 @@ import numpy as np
 
 from withsense.channel import message_options
 from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
+from withsense.model.language import ENGLISH, PATH_FROM_WIRE, PATH_TO_WIRE, TextPath
 from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc as pb_grpc
 from withsense.worker_token import call_metadata
@@ -79,13 +80,25 @@ class WorkerClient:
             )
         return GatewayError(f"inference worker failed on {what}: {code.name} {error.details()}")
 
-    async def embed_texts(self, texts: list[str]) -> tuple[np.ndarray, str]:
+    async def embed_texts(self, texts: list[str], path: TextPath | None = None) -> tuple[np.ndarray, str]:
+        vectors, version, _ = await self.embed_texts_routed(texts, path)
+        return vectors, version
+
+    async def embed_texts_routed(
+        self, texts: list[str], path: TextPath | None = None
+    ) -> tuple[np.ndarray, str, list[TextPath]]:
+        """(vectors, model version, the path each text took); ``path`` None: by script."""
+        request = pb.EmbedTextRequest(texts=texts, path=PATH_TO_WIRE[path] if path else pb.TEXT_PATH_AUTO)
         try:
-            reply = await self._stub.EmbedText(pb.EmbedTextRequest(texts=texts),
-                                               timeout=self.timeout_s, metadata=self._metadata)
+            reply = await self._stub.EmbedText(request, timeout=self.timeout_s,
+                                               metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             raise self._translate(error, "EmbedText") from None
-        return _vectors(reply.vectors), reply.model_version
+        paths = [PATH_FROM_WIRE.get(p) for p in reply.paths]
+        if len(paths) != len(texts) or any(p is None for p in paths):
+            # A worker that does not say which path it took (older build): only English exists.
+            paths = [ENGLISH] * len(texts)
+        return _vectors(reply.vectors), reply.model_version, paths  # type: ignore[return-value]
 
     async def embed_images(self, images: list[bytes]) -> np.ndarray:
         try:

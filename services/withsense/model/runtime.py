@@ -22,6 +22,8 @@ from withsense.model.catalog import DEFAULT_IMAGE_BACKEND, DEFAULT_MODEL, TTA_MO
 from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
 from withsense.model.fusion import FUSION_FILE, FusionModel, load_fusion
+from withsense.model.language import ENGLISH, MULTILINGUAL, TEXT_PATHS, TextPath, text_path
+from withsense.model.multilingual import MultilingualError, MultilingualTower, TextMap, load_map
 from withsense.model.towers import ImageFeatures, ImageTower, TextTower
 
 log = logging.getLogger(__name__)
@@ -98,10 +100,11 @@ class ModelRuntime:
 
     def __init__(
         self, model_dir: Path | None = None, *, device: str | None = None,
-        image_backend: str = DEFAULT_IMAGE_BACKEND,
+        image_backend: str = DEFAULT_IMAGE_BACKEND, multilingual_threads: int = 1,
     ) -> None:
         """image_backend: "torch" (eager), "onnx" (ONNX Runtime, CPU only) or "auto" (ONNX
-        Runtime on the CPU when installed, else torch; always torch on CUDA)."""
+        Runtime on the CPU when installed, else torch; always torch on CUDA).
+        multilingual_threads: OpenMP threads of the multilingual text tower (0: all cores)."""
         started = time.perf_counter()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type != "cpu" and image_backend == "auto":
@@ -115,6 +118,12 @@ class ModelRuntime:
         else:
             self.artifact = load_artifact(artifact_dir)
             self.image_tower = ImageTower(*_tower_names(self.artifact.config), backend=image_backend)
+        self.text_map: TextMap | None = None
+        self.multilingual_tower: MultilingualTower | None = None
+        if artifact_dir is not None:
+            self.text_map = load_map(artifact_dir, self.artifact.config)
+        if self.text_map is not None:
+            self.multilingual_tower = MultilingualTower(multilingual_threads)
         self.model = self.artifact.model.to(self.device).eval()
         # The evidence fusion model (applied by the gateway, which holds the descriptions).
         self.fusion: FusionModel | None = None
@@ -145,10 +154,46 @@ class ModelRuntime:
     def backend(self) -> str:
         return score_backend(self.device)
 
-    @torch.inference_mode()
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model has the multilingual text path (the artifact's map)."""
+        return self.text_map is not None
+
+    def text_paths(self, texts: list[str], path: str | None = None) -> list[TextPath]:
+        """The path of each text: ``path`` when given ("english" or "multilingual"), else by
+        its script; without the multilingual map every text takes the English path."""
+        if path is not None and path not in TEXT_PATHS:
+            raise ValueError(f"unknown text path {path!r}; known: {TEXT_PATHS}")
+        if path == MULTILINGUAL and not self.multilingual:
+            raise MultilingualError(
+                f"model {self.version} has no multilingual text path (no map in its artifact)"
+            )
+        if path is not None:
+            return [path] * len(texts)  # type: ignore[list-item]
+        if not self.multilingual:
+            return [ENGLISH] * len(texts)
+        return [text_path(text) for text in texts]
+
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        features = self.text_tower.encode(texts).to(self.device)
-        return self.model.embed_text(features).float().cpu().numpy()
+        """Unit vectors [N, dim] of texts, each on the path its script picks."""
+        return self.embed_texts_routed(texts)[0]
+
+    @torch.inference_mode()
+    def embed_texts_routed(
+        self, texts: list[str], path: str | None = None
+    ) -> tuple[np.ndarray, list[TextPath]]:
+        """(unit vectors [N, dim], the path each text took); see ``text_paths``."""
+        paths = self.text_paths(texts, path)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        english = [i for i, p in enumerate(paths) if p == ENGLISH]
+        other = [i for i, p in enumerate(paths) if p == MULTILINGUAL]
+        if english:
+            features = self.text_tower.encode([texts[i] for i in english]).to(self.device)
+            out[english] = self.model.embed_text(features).float().cpu().numpy()
+        if other:
+            assert self.text_map is not None and self.multilingual_tower is not None
+            out[other] = self.text_map(self.multilingual_tower.encode([texts[i] for i in other]))
+        return out, paths
 
     @torch.inference_mode()
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:

@@ -1,10 +1,20 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class TextPath(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TEXT_PATH_AUTO: _ClassVar[TextPath]
+    TEXT_PATH_ENGLISH: _ClassVar[TextPath]
+    TEXT_PATH_MULTILINGUAL: _ClassVar[TextPath]
+TEXT_PATH_AUTO: TextPath
+TEXT_PATH_ENGLISH: TextPath
+TEXT_PATH_MULTILINGUAL: TextPath
 
 class Vector(_message.Message):
     __slots__ = ("values",)
@@ -13,20 +23,24 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedTextRequest(_message.Message):
-    __slots__ = ("texts",)
+    __slots__ = ("texts", "path")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, texts: _Optional[_Iterable[str]] = ...) -> None: ...
+    path: TextPath
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., path: _Optional[_Union[TextPath, str]] = ...) -> None: ...
 
 class EmbedTextResponse(_message.Message):
-    __slots__ = ("vectors", "model_version", "batch_size")
+    __slots__ = ("vectors", "model_version", "batch_size", "paths")
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
     vectors: _containers.RepeatedCompositeFieldContainer[Vector]
     model_version: str
     batch_size: int
-    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., model_version: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    paths: _containers.RepeatedScalarFieldContainer[TextPath]
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., model_version: _Optional[str] = ..., batch_size: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[TextPath, str]]] = ...) -> None: ...
 
 class EmbedImagesRequest(_message.Message):
     __slots__ = ("images",)
@@ -81,7 +95,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model_version", "dim", "image_tower", "text_tower", "scale", "bias", "zero_shot", "artifact_dir", "score_backend", "model_card_json", "max_texts", "max_text_chars", "max_images", "max_image_bytes", "max_image_pixels", "max_score_queries", "max_score_candidates", "max_message_bytes", "image_size", "image_backend", "load_seconds", "semantic_child_threshold", "fusion_json")
+    __slots__ = ("model_version", "dim", "image_tower", "text_tower", "scale", "bias", "zero_shot", "artifact_dir", "score_backend", "model_card_json", "max_texts", "max_text_chars", "max_images", "max_image_bytes", "max_image_pixels", "max_score_queries", "max_score_candidates", "max_message_bytes", "image_size", "image_backend", "load_seconds", "semantic_child_threshold", "fusion_json", "multilingual", "multilingual_text_tower", "multilingual_semantic_child_threshold")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     IMAGE_TOWER_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +119,9 @@ class GetModelInfoResponse(_message.Message):
     LOAD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SEMANTIC_CHILD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FUSION_JSON_FIELD_NUMBER: _ClassVar[int]
+    MULTILINGUAL_FIELD_NUMBER: _ClassVar[int]
+    MULTILINGUAL_TEXT_TOWER_FIELD_NUMBER: _ClassVar[int]
+    MULTILINGUAL_SEMANTIC_CHILD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     dim: int
     image_tower: str
@@ -128,4 +145,7 @@ class GetModelInfoResponse(_message.Message):
     load_seconds: float
     semantic_child_threshold: float
     fusion_json: str
-    def __init__(self, model_version: _Optional[str] = ..., dim: _Optional[int] = ..., image_tower: _Optional[str] = ..., text_tower: _Optional[str] = ..., scale: _Optional[float] = ..., bias: _Optional[float] = ..., zero_shot: _Optional[bool] = ..., artifact_dir: _Optional[str] = ..., score_backend: _Optional[str] = ..., model_card_json: _Optional[str] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_images: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_score_queries: _Optional[int] = ..., max_score_candidates: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., image_size: _Optional[int] = ..., image_backend: _Optional[str] = ..., load_seconds: _Optional[float] = ..., semantic_child_threshold: _Optional[float] = ..., fusion_json: _Optional[str] = ...) -> None: ...
+    multilingual: bool
+    multilingual_text_tower: str
+    multilingual_semantic_child_threshold: float
+    def __init__(self, model_version: _Optional[str] = ..., dim: _Optional[int] = ..., image_tower: _Optional[str] = ..., text_tower: _Optional[str] = ..., scale: _Optional[float] = ..., bias: _Optional[float] = ..., zero_shot: _Optional[bool] = ..., artifact_dir: _Optional[str] = ..., score_backend: _Optional[str] = ..., model_card_json: _Optional[str] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_images: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_score_queries: _Optional[int] = ..., max_score_candidates: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., image_size: _Optional[int] = ..., image_backend: _Optional[str] = ..., load_seconds: _Optional[float] = ..., semantic_child_threshold: _Optional[float] = ..., fusion_json: _Optional[str] = ..., multilingual: _Optional[bool] = ..., multilingual_text_tower: _Optional[str] = ..., multilingual_semantic_child_threshold: _Optional[float] = ...) -> None: ...

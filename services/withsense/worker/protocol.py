@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from withsense.config.worker import WorkerSettings
+from withsense.model.language import MULTILINGUAL, PATH_FROM_WIRE
 from withsense.v1 import inference_pb2 as pb
 
 # Formats we decode; PIL is told to try no others (no exotic decoders on untrusted bytes).
@@ -83,8 +84,26 @@ def parse_texts(texts: Sequence[str], settings: WorkerSettings) -> list[str]:
     return parsed
 
 
-def parse_embed_text(request: pb.EmbedTextRequest, settings: WorkerSettings) -> list[str]:
-    return parse_texts(list(request.texts), settings)
+@dataclass(frozen=True)
+class TextInputs:
+    """Texts of one EmbedText request and the path they are to take (None: by script)."""
+
+    texts: list[str]
+    path: str | None = None
+
+
+def parse_embed_text(request: pb.EmbedTextRequest, settings: WorkerSettings, *,
+                     multilingual: bool = True) -> TextInputs:
+    texts = parse_texts(list(request.texts), settings)
+    if request.path not in PATH_FROM_WIRE:
+        raise ValidationError("path", f"path {request.path} is not a known TextPath")
+    path = PATH_FROM_WIRE[request.path]
+    if path == MULTILINGUAL and not multilingual:
+        raise ValidationError(
+            "path", "path TEXT_PATH_MULTILINGUAL: this worker's model has no multilingual text "
+            "path (its artifact has no multilingual map)"
+        )
+    return TextInputs(texts, path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from PIL import Image
 
 from withsense.config.model import ModelSettings
 from withsense.config.worker import WorkerSettings
+from withsense.model.language import PATH_TO_WIRE
 from withsense.v1 import inference_pb2 as pb
 from withsense.worker import protocol
 from withsense.worker.batching import DynamicBatcher, WorkerUnavailable
@@ -42,7 +43,8 @@ def load_runtime(settings: WorkerSettings, model_settings: ModelSettings | None 
     model_settings = model_settings or ModelSettings()
     if model_settings.torch_threads:
         torch.set_num_threads(model_settings.torch_threads)
-    return ModelRuntime(model_settings.model_dir, image_backend=settings.image_backend)
+    return ModelRuntime(model_settings.model_dir, image_backend=settings.image_backend,
+                        multilingual_threads=model_settings.multilingual_threads)
 
 
 def _vectors(array: np.ndarray) -> list[pb.Vector]:
@@ -61,7 +63,7 @@ class WorkerServing:
             settings.decode_threads, thread_name_prefix="withsense-decode"
         )
         self._draft_size: int | None = None
-        self._text: DynamicBatcher[list[str], np.ndarray] | None = None
+        self._text: DynamicBatcher[protocol.TextInputs, tuple[np.ndarray, list[str]]] | None = None
         self._image: DynamicBatcher[torch.Tensor, np.ndarray] | None = None
         self._score: DynamicBatcher[ScoreInputs, np.ndarray] | None = None
 
@@ -134,11 +136,20 @@ class WorkerServing:
 
     # -- model-thread functions (one batch each) --------------------------------------------
 
-    def _run_texts(self, payloads: list[list[str]]) -> list[np.ndarray]:
+    def _run_texts(self, payloads: list[protocol.TextInputs]) -> list[tuple[np.ndarray, list[str]]]:
+        """One batch of texts; requests that ask for the same path share one model call."""
         runtime = self.require_runtime()
-        flat = [text for texts in payloads for text in texts]
-        vectors = runtime.embed_texts(flat)
-        return _split_rows(vectors, [len(texts) for texts in payloads])
+        results: dict[int, tuple[np.ndarray, list[str]]] = {}
+        for path in dict.fromkeys(p.path for p in payloads):
+            members = [i for i, p in enumerate(payloads) if p.path == path]
+            flat = [text for i in members for text in payloads[i].texts]
+            vectors, paths = runtime.embed_texts_routed(flat, path)
+            start = 0
+            for i in members:
+                end = start + len(payloads[i].texts)
+                results[i] = (vectors[start:end], list(paths[start:end]))
+                start = end
+        return [results[i] for i in range(len(payloads))]
 
     def _run_images(self, payloads: list[torch.Tensor]) -> list[np.ndarray]:
         runtime = self.require_runtime()
@@ -169,12 +180,13 @@ class WorkerServing:
 
     async def embed_text(self, request: pb.EmbedTextRequest) -> pb.EmbedTextResponse:
         runtime = self.require_runtime()
-        texts = protocol.parse_embed_text(request, self.settings)
+        inputs = protocol.parse_embed_text(request, self.settings, multilingual=runtime.multilingual)
         assert self._text is not None
-        result = await self._text.submit(texts, len(texts))
+        result = await self._text.submit(inputs, len(inputs.texts))
+        vectors, paths = result.value
         return pb.EmbedTextResponse(
-            vectors=_vectors(result.value), model_version=runtime.version,
-            batch_size=result.batch_size,
+            vectors=_vectors(vectors), model_version=runtime.version,
+            batch_size=result.batch_size, paths=[PATH_TO_WIRE[p] for p in paths],
         )
 
     async def embed_images(self, request: pb.EmbedImagesRequest) -> pb.EmbedImagesResponse:
@@ -228,6 +240,7 @@ class WorkerServing:
         config = runtime.artifact.config
         image = config.get("image_tower", {})
         text = config.get("text_tower", {})
+        multilingual = (config.get("multilingual") or {}) if runtime.multilingual else {}
         settings = self.settings
         return pb.GetModelInfoResponse(
             model_version=runtime.version,
@@ -255,6 +268,9 @@ class WorkerServing:
             load_seconds=float(getattr(runtime, "load_seconds", 0.0)),
             semantic_child_threshold=config.get("semantic_child_threshold"),
             fusion_json=_fusion_json(runtime),
+            multilingual=runtime.multilingual,
+            multilingual_text_tower=str(multilingual.get("tower", {}).get("name", "")),
+            multilingual_semantic_child_threshold=multilingual.get("semantic_child_threshold"),
         )
 
 
