@@ -25,9 +25,14 @@ class IndexReport:
     unchanged: int = 0
     flagged: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    flags_changed: int = 0
+    flagged_by_description: int = 0
+    flagged_by_sight: int = 0
 
     def to_dict(self) -> dict:
         return {"indexed": self.indexed, "unchanged": self.unchanged, "flagged": self.flagged,
+                "flagged_by_description": self.flagged_by_description,
+                "flagged_by_sight": self.flagged_by_sight, "flags_changed": self.flags_changed,
                 "failed": len(self.failures),
                 "failures": [{"uri": u, "reason": r} for u, r in self.failures]}
 
@@ -68,6 +73,9 @@ async def index_folder(
 
     reply = await stub.IndexImages(requests(), metadata=metadata, timeout=timeout_s)
     report.indexed, report.unchanged, report.flagged = reply.indexed, reply.unchanged, reply.flagged
+    report.flags_changed = reply.flags_changed
+    report.flagged_by_description = reply.flagged_by_description
+    report.flagged_by_sight = reply.flagged_by_sight
     report.failures += [(f.uri, f.reason) for f in reply.failures]
     return report
 

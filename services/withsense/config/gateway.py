@@ -62,6 +62,18 @@ class GatewaySettings(BaseSettings):
         "training captions in the model's own text space (GetModelInfo), else 0.45 (chosen the "
         "same way for the zero-shot model: 1% of adult captions blocked).",
     )
+    minor_recall_target: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="Visual minor detector: the share of child photos to catch, as measured "
+        "on the training photos by cross-validation; picks the threshold from the trade-off "
+        "curve in the model artifact (docs/compliance.md lists each point's cost in adult "
+        "photos withheld). Empty: the artifact's operating point (chosen for 97%).",
+    )
+    minor_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Visual minor detector: an explicit threshold on p(child); wins over "
+        "minor_recall_target. Changing either re-flags photos on the next `withsense index`.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics HTTP port; 0: off."
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -17,13 +18,20 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from withsense.compliance import audit_log, flag_image
+from withsense.compliance import audit_log
+from withsense.compliance.photo_flags import (
+    FLAG_FIELDS,
+    VisualCheck,
+    operating_threshold,
+    photo_flags,
+    withheld_reason,
+)
 from withsense.config import GatewaySettings
 from withsense.gateway.compliance_gate import ComplianceGate, RegionDecision
 from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
-from withsense.gateway.worker_client import WorkerClient
+from withsense.gateway.worker_client import EmbeddedImages, WorkerClient
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
 
 log = logging.getLogger(__name__)
@@ -57,6 +65,9 @@ class IndexSummary:
     flagged: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
+    flags_changed: int = 0
+    flagged_by_description: int = 0
+    flagged_by_sight: int = 0
 
 
 class SearchEngine:
@@ -67,6 +78,7 @@ class SearchEngine:
         self.worker = worker
         self.gate = gate
         self.model_version = ""
+        self.visual = VisualCheck(version="", threshold=None)  # none until start(): withhold
 
     async def start(self) -> None:
         """Asks the worker for the model and embeds the child-concept prototypes once."""
@@ -81,6 +93,26 @@ class SearchEngine:
                            if info.HasField("semantic_child_threshold") else None)
         threshold = self.gate.set_prototypes(vectors, model_threshold)
         log.info("semantic child-query threshold %.3f", threshold)
+        self.visual = self._visual_check(info)
+
+    def _visual_check(self, info: Any) -> VisualCheck:
+        """The visual minor detector in force: the worker's, at the configured operating point
+        (WITHSENSE_MINOR_THRESHOLD, else WITHSENSE_MINOR_RECALL_TARGET on the artifact's curve,
+        else the artifact's threshold). A model without one: every indexed photo is withheld."""
+        if not info.minor_detector_version:
+            log.warning("the worker's model has no visual minor detector: every photo indexed "
+                        "now is flagged minor (withheld in restricted regions)")
+            return VisualCheck(version="", threshold=None)
+        curve = json.loads(info.minor_curve_json or "[]")
+        default = info.minor_threshold if info.HasField("minor_threshold") else None
+        try:
+            threshold = operating_threshold(default, curve,
+                                            recall_target=self.settings.minor_recall_target,
+                                            threshold=self.settings.minor_threshold)
+        except ValueError as exc:
+            raise GatewayError(str(exc)) from None
+        log.info("visual minor detector %s, threshold %s", info.minor_detector_version, threshold)
+        return VisualCheck(version=info.minor_detector_version, threshold=threshold)
 
     async def _store_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -154,7 +186,7 @@ class SearchEngine:
         if region.restricted and candidate.payload.get("minor", True):
             # Only the disclaimer leaves the service: no id, no uri.
             return Hit(image_id="", uri="", score=probability, withheld=True,
-                       reason=f"photo flagged minor; {region.describe()}")
+                       reason=f"photo {withheld_reason(candidate.payload)}; {region.describe()}")
         return Hit(image_id=candidate.image_id, uri=str(candidate.payload.get("uri", "")),
                    score=probability)
 
@@ -163,6 +195,8 @@ class SearchEngine:
     async def index(self, items: AsyncIterator[IndexItem | tuple[str, str]]) -> IndexSummary:
         """Indexes a stream; an item that fails validation arrives as (name, reason)."""
         summary = IndexSummary()
+        # The worker may have been restarted with another artifact: flags follow its detector.
+        self.visual = self._visual_check(await self.worker.model_info())
         chunk: list[IndexItem] = []
         async for item in items:
             if isinstance(item, tuple):
@@ -186,40 +220,79 @@ class SearchEngine:
         for image_id, item in zip(ids, chunk, strict=True):
             payload = _payload(item)
             summary.image_ids.append(image_id)
-            if _same(existing.get(image_id), payload):
+            if self._up_to_date(existing.get(image_id), payload):
                 summary.unchanged += 1
             else:
                 todo.append((image_id, item, payload))
         if not todo:
             return
-        vectors = await self._embed_each([item for _, item, _ in todo], summary)
-        records = [ImageRecord(image_id, vector, payload)
-                   for (image_id, _, payload), vector in zip(todo, vectors, strict=True)
-                   if vector is not None]
+        embedded = await self._embed_each([item for _, item, _ in todo], summary)
+        previous = await self._previous_at_uris([payload["uri"] for _, _, payload in todo])
+        records = []
+        for (image_id, _, payload), result in zip(todo, embedded, strict=True):
+            if result is None:
+                continue
+            vector, p = result
+            stored = existing.get(image_id)
+            payload.update(photo_flags(
+                payload["descriptions"], p, self.visual, content_hash=payload["content_hash"],
+                stored=[stored, *previous.get(payload["uri"], [])]))
+            records.append(ImageRecord(image_id, vector, payload))
+            self._count_flags(payload, stored, summary)
         await self._replace_moved_uris(records)
         await self._store_call(self.store.upsert, records)
         summary.indexed += len(records)
-        summary.flagged += sum(bool(r.payload["minor"]) for r in records)
         for record in records:
-            audit_log("index", decision="flagged" if record.payload["minor"] else "clear",
-                      rule="; ".join(record.payload["flag_reasons"]) or "no child terms",
-                      image_id=record.image_id)
+            flags = record.payload
+            audit_log("index", decision="flagged" if flags["minor"] else "clear",
+                      rule="; ".join(flags["flag_reasons"]) or "no child terms; pixels below threshold",
+                      image_id=record.image_id, minor_text=flags["minor_text"],
+                      minor_visual=flags["minor_visual"], minor_p=flags["minor_p"],
+                      minor_model=flags["minor_model"])
 
-    async def _embed_each(self, items: list[IndexItem],
-                          summary: IndexSummary) -> list[np.ndarray | None]:
-        """One worker call for the chunk; if a photo is bad, one call each to find which."""
+    def _up_to_date(self, stored: dict[str, Any] | None, payload: dict[str, Any]) -> bool:
+        """Same photo, descriptions and fields, flagged by the detector and threshold in force."""
+        if stored is None or not self.visual.current(stored):
+            return False
+        own = {k: v for k, v in stored.items() if k not in FLAG_FIELDS}
+        return own == payload
+
+    @staticmethod
+    def _count_flags(payload: dict[str, Any], stored: dict[str, Any] | None,
+                     summary: IndexSummary) -> None:
+        summary.flagged += bool(payload["minor"])
+        summary.flagged_by_description += bool(payload["minor_text"])
+        summary.flagged_by_sight += bool(payload["minor_visual"])
+        if stored is not None and bool(stored.get("minor", True)) != bool(payload["minor"]):
+            summary.flags_changed += 1
+
+    async def _previous_at_uris(self, uris: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """uri -> payloads of the photos indexed under it before (their description flags
+        carry over to new content at the same uri)."""
+        ids = await self._store_call(self.store.ids_for_uris, uris)
+        if not ids:
+            return {}
+        by_uri: dict[str, list[dict[str, Any]]] = {}
+        for payload in (await self._store_call(self.store.get, ids)).values():
+            by_uri.setdefault(str(payload.get("uri", "")), []).append(payload)
+        return by_uri
+
+    async def _embed_each(self, items: list[IndexItem], summary: IndexSummary,
+                          ) -> list[tuple[np.ndarray, float | None] | None]:
+        """(vector, p(child) or None) per photo, None for a bad photo: one worker call for the
+        chunk; if a photo is bad, one call each to find which."""
         try:
-            return list(await self.worker.embed_images([item.image for item in items]))
+            return _per_photo(await self.worker.embed_images([item.image for item in items]))
         except InvalidArgument:
             pass
-        vectors: list[np.ndarray | None] = []
+        results: list[tuple[np.ndarray, float | None] | None] = []
         for item in items:
             try:
-                vectors.append((await self.worker.embed_images([item.image]))[0])
+                results.append(_per_photo(await self.worker.embed_images([item.image]))[0])
             except InvalidArgument as exc:
                 summary.failures.append((item.uri, _strip_item_prefix(str(exc))))
-                vectors.append(None)
-        return vectors
+                results.append(None)
+        return results
 
     async def _replace_moved_uris(self, records: list[ImageRecord]) -> None:
         """A file whose content changed keeps its uri: drop the old content's point."""
@@ -254,20 +327,20 @@ class SearchEngine:
 
 
 def _payload(item: IndexItem) -> dict[str, Any]:
-    flags = flag_image(item.descriptions)
+    """The photo's own fields; its flags (``photo_flags``) are added once it is embedded."""
     return {
         **item.payload,
         "uri": item.uri,
-        "minor": flags.minor,
-        "flag_reasons": list(flags.reasons),
         "descriptions": list(item.descriptions),
         "content_hash": hashlib.sha256(item.image).hexdigest(),
     }
 
 
-def _same(stored: dict[str, Any] | None, payload: dict[str, Any]) -> bool:
-    return stored is not None and all(stored.get(k) == v for k, v in payload.items()) and \
-        set(stored) == set(payload)
+def _per_photo(embedded: EmbeddedImages) -> list[tuple[np.ndarray, float | None]]:
+    """(vector, p) per photo; p None for every photo when the worker gave no probabilities."""
+    minor = embedded.minor
+    return [(vector, None if minor is None else float(minor[i]))
+            for i, vector in enumerate(embedded.vectors)]
 
 
 def _strip_item_prefix(message: str) -> str:

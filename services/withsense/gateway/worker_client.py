@@ -6,6 +6,8 @@ recovers within a second or two instead of gRPC's default of up to two minutes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 import numpy as np
 
@@ -22,6 +24,16 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 ]
+
+
+@dataclass(frozen=True)
+class EmbeddedImages:
+    """EmbedImages' answer: unit vectors, and p(child) per photo from the visual minor detector
+    (None when the worker's model has none: the caller withholds those photos)."""
+
+    vectors: np.ndarray
+    minor: np.ndarray | None
+    minor_version: str
 
 
 def _vectors(message_vectors) -> np.ndarray:
@@ -63,14 +75,17 @@ class WorkerClient:
             raise self._translate(error, "EmbedText") from None
         return _vectors(reply.vectors), reply.model_version
 
-    async def embed_images(self, images: list[bytes]) -> np.ndarray:
+    async def embed_images(self, images: list[bytes]) -> EmbeddedImages:
         try:
             reply = await self._stub.EmbedImages(
                 pb.EmbedImagesRequest(images=images), timeout=self.timeout_s * 3
             )
         except grpc.aio.AioRpcError as error:
             raise self._translate(error, "EmbedImages") from None
-        return _vectors(reply.vectors)
+        minor = None
+        if len(reply.minor_probabilities) == len(images):  # else: no detector, or a short reply
+            minor = np.asarray(reply.minor_probabilities, dtype=np.float32)
+        return EmbeddedImages(_vectors(reply.vectors), minor, reply.minor_detector_version)
 
     async def score(self, query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         request = pb.ScoreRequest(queries=[pb.ScoreQuery(
