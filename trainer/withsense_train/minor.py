@@ -4,9 +4,10 @@ Labels come from each photo's captions with the project's child-mention lexicon
 (``withsense.compliance.mentions_child``): a photo **shows a child** when at least
 ``CHILD_VOTES`` (3) of its captions name one, **shows no child** when none do, and is
 **ambiguous** with 1-2 ("girls" for young women; one annotator seeing what others do not).
-Metrics are measured on the clear photos only. Ambiguous photos are trained on as soft labels
-(``ambiguous="soft"``: the photo counts as a child with weight votes/5 and as no child with the
-rest), which measured best among soft / exclude / positive (docs/compliance.md).
+Metrics are measured on the clear photos only. Ambiguous photos are trained on as children
+(``ambiguous="positive"``): the conservative reading (one annotator in five may be the one who
+saw the child), and the one that measured best at the operating point among positive / soft
+(child with weight votes/5, no child with the rest) / exclude (docs/compliance.md).
 
 The detector is a logistic regression on the standardised ``detector_inputs`` of the frozen
 tower's features (``withsense.model.minor``). Its operating point is chosen for the law: the
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -32,6 +33,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from withsense.compliance import mentions_child
 from withsense.model.minor import FEATURES, MinorDetector, detector_inputs
+
+if TYPE_CHECKING:
+    from withsense_train.run import TrainRun
 
 CHILD_VOTES = 3  # captions (of 5) that must name a child for a photo to "show a child"
 AMBIGUOUS_MODES = ("soft", "exclude", "positive")
@@ -45,10 +49,11 @@ Fitter = Callable[[np.ndarray, np.ndarray, np.ndarray], Callable[[np.ndarray], n
 class MinorConfig:
     """Everything that decides the detector; recorded in the artifact."""
 
-    c: float = 0.002  # inverse L2 strength of the logistic regression (chosen by CV, docs)
-    ambiguous: str = "soft"  # soft | exclude | positive
+    c: float = 0.0005  # inverse L2 strength of the logistic regression (chosen by CV, docs)
+    ambiguous: str = "positive"  # positive | soft | exclude
     recall_target: float = 0.97
-    margin: float = 0.015  # the threshold is chosen for recall_target + margin on OOF predictions
+    margin: float = 0.005  # the threshold is chosen for recall_target + margin on OOF predictions
+    background_negatives: bool = True  # out-of-domain photos without people as "no child" rows
     folds: int = 5
     seed: int = 0
 
@@ -99,6 +104,17 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(0)
     std = np.maximum(x.std(0), 1e-3)
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def with_negatives(fitter: Fitter, negatives: np.ndarray | None) -> Fitter:
+    """A fitter that also trains on these rows as "no child" (weight 1 each)."""
+    if negatives is None or len(negatives) == 0:
+        return fitter
+
+    def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return fitter(np.concatenate([x, negatives]), np.concatenate([y, np.zeros(len(negatives),
+                      dtype=y.dtype)]), np.concatenate([w, np.ones(len(negatives))]))
+    return fit
 
 
 def logistic_fitter(c: float, seed: int = 0) -> Fitter:
@@ -186,10 +202,10 @@ def route_metrics(oof: np.ndarray, kinds: np.ndarray, ids: np.ndarray, *,
     recalls of the pooled out-of-fold predictions."""
     clear = kinds >= 0
     point = heldout_operating_point(oof, kinds, ids, recall_target=recall_target, margin=margin)
-    curve = {c["recall"]: c["adults_withheld"] for c in tradeoff_curve(oof, kinds, (0.95, 0.97))}
+    at_95, at_97 = (c["adults_withheld"] for c in tradeoff_curve(oof, kinds, (0.95, 0.97)))
     return {"auc": float(roc_auc_score(kinds[clear], oof[clear])),
             "heldout_recall": point["recall"], "heldout_adults_withheld": point["adults_withheld"],
-            "adults_at_95": list(curve.values())[0], "adults_at_97": list(curve.values())[1]}
+            "adults_at_95": at_95, "adults_at_97": at_97}
 
 
 # --- the stage -------------------------------------------------------------------------------
@@ -202,11 +218,14 @@ class MinorResult:
 
 def train_minor_detector(pooled: np.ndarray, logits: np.ndarray, votes: np.ndarray,
                          counts: np.ndarray, config: MinorConfig | None = None, *,
-                         tta: str = "flip") -> MinorResult:
+                         tta: str = "flip",
+                         negatives: tuple[np.ndarray, np.ndarray] | None = None) -> MinorResult:
     """Cross-validates (for the threshold and the curve), then fits on every photo.
 
     pooled, logits: the tower's features of every photo with test-time augmentation ``tta``
-    (as the worker computes them); votes, counts: captions naming a child, captions.
+    (as the worker computes them); votes, counts: captions naming a child, captions;
+    negatives: (pooled, logits) of out-of-domain photos without people (``background``), added
+    to every training fold as "no child" and never measured.
     """
     config = config or MinorConfig()
     x = detector_inputs(pooled, logits)
@@ -216,21 +235,27 @@ def train_minor_detector(pooled: np.ndarray, logits: np.ndarray, votes: np.ndarr
         raise ValueError(f"the minor detector needs at least {config.folds} photos that show a "
                          f"child and {config.folds} that show none; found {np.sum(kinds == 1)} "
                          f"and {np.sum(kinds == 0)}")
-    fitter = logistic_fitter(config.c, config.seed)
+    extra = detector_inputs(*negatives) if negatives is not None else np.zeros((0, x.shape[1]))
+    fitter = with_negatives(logistic_fitter(config.c, config.seed), extra)
     oof, ids = out_of_fold(x, votes, counts, fitter, folds=config.folds, seed=config.seed,
                            ambiguous=config.ambiguous)
     threshold = threshold_at_recall(oof[kinds == 1], min(1.0, config.recall_target + config.margin))
     metrics = route_metrics(oof, kinds, ids, recall_target=config.recall_target, margin=config.margin)
     curve = tradeoff_curve(oof, kinds)
     rows, labels, weights = training_rows(votes, counts, config.ambiguous)
-    mean, std = standardiser(x[rows])
+    inputs = np.concatenate([x[rows], extra])
+    labels = np.concatenate([labels, np.zeros(len(extra), dtype=labels.dtype)])
+    weights = np.concatenate([weights, np.ones(len(extra))])
+    mean, std = standardiser(inputs)
     model = LogisticRegression(C=config.c, max_iter=3000, random_state=config.seed)
-    model.fit((x[rows] - mean) / std, labels, sample_weight=weights)
+    model.fit((inputs - mean) / std, labels, sample_weight=weights)
     report = {
         "labels": {"rule": f"shows a child: >= {CHILD_VOTES} captions name one; no child: none; "
-                           "ambiguous: 1-2 (trained as soft labels, not measured)",
+                           "ambiguous: 1-2 (not measured)",
                    "child": int(np.sum(kinds == 1)), "no_child": int(np.sum(kinds == 0)),
-                   "ambiguous": int(np.sum(kinds == -1))},
+                   "ambiguous": int(np.sum(kinds == -1)),
+                   "ambiguous_training": config.ambiguous,
+                   "background_negatives": len(extra)},
         "config": asdict(config), "features": FEATURES,
         "operating_point": {"threshold": threshold, "chosen_for_recall": config.recall_target +
                             config.margin, "oof_adults_withheld": withheld(oof[kinds == 0], threshold)},
@@ -251,26 +276,35 @@ def photo_votes(dataset: Any, photos: list[str]) -> tuple[np.ndarray, np.ndarray
     return (np.asarray([tally[p][0] for p in photos]), np.asarray([tally[p][1] for p in photos]))
 
 
-def minor_stage(dataset: Any, cache: Any, artifact_dir: Path, config: MinorConfig | None = None,
-                *, tta: str = "flip") -> dict[str, Any]:
-    """The training stage: the detector trained on every photo of the data set (its captions
-    as labels), saved into the artifact (``minor_detector.safetensors``, config.json's
-    ``minor_detector`` section, the model card's ``minor_detector``). Returns its report."""
-    import json
+def minor_stage(run: TrainRun) -> None:
+    """The training stage (after ``artifact``): the detector trained on every photo of the data
+    set (flagged ones included: it is the one part that learns from them, to withhold them), with
+    the heads' test-time augmentation, saved as ``minor_detector.safetensors`` with its section
+    in config.json and the model card."""
+    assert run.dataset is not None
+    section = train_into(run.dataset, run.cache, run.out, tta=run.config.tta)
+    from withsense.model.minor import MINOR_FILE
 
-    from withsense.model.artifact import CARD_FILE
+    run.add_component("minor_detector", [MINOR_FILE], section)
+
+
+def train_into(dataset: Any, cache: Any, artifact_dir: Path, config: MinorConfig | None = None,
+               *, tta: str = "flip") -> dict[str, Any]:
+    """Trains the detector on ``dataset`` and adds it to the artifact folder; returns its
+    config.json section (the model card's ``minor_detector`` too)."""
     from withsense.model.minor import attach_minor_detector
 
+    from withsense_train.background import background_features
+
+    config = config or MinorConfig()
     photos = sorted(dataset.train_images)
     pooled, logits = cache.image([dataset.train_images[p] for p in photos], tta)
     votes, counts = photo_votes(dataset, photos)
-    result = train_minor_detector(pooled, logits, votes, counts, config, tta=tta)
-    attach_minor_detector(Path(artifact_dir), result.detector)
-    card_path = Path(artifact_dir) / CARD_FILE
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    card["minor_detector"] = {**result.report, "curve": result.detector.curve}
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
-    return card["minor_detector"]
+    negatives = background_features(cache.image_tower, tta, config.seed) \
+        if config.background_negatives else None
+    result = train_minor_detector(pooled, logits, votes, counts, config, tta=tta,
+                                  negatives=negatives)
+    return attach_minor_detector(Path(artifact_dir), result.detector)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,11 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import json
 
-    from withsense.model.runtime import model_config
+    from withsense.model.artifact import CARD_FILE
+    from withsense.model.catalog import model_config
 
     from withsense_train.data import load_dataset
     from withsense_train.features import FeatureCache
-    from withsense_train.train import torch_threads
+    from withsense_train.prepare import torch_threads
 
     parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0] if main.__doc__ else "")
     parser.add_argument("--data", type=Path, required=True)
@@ -295,8 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     model = "lite2" if "lite2" in artifact_config["image_tower"]["timm_name"] else "lite0"
     cache = FeatureCache(model_config(model), args.cache, progress=not args.json)
     with torch_threads(1):
-        report = minor_stage(load_dataset(args.data), cache, args.artifact,
+        section = train_into(load_dataset(args.data), cache, args.artifact,
                              tta=artifact_config["head"].get("tta", "none"))
+    card_path = args.artifact / CARD_FILE
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    card["minor_detector"] = section
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    report = section["training"]
+    report["curve"] = section["curve"]
     if args.json:
         print(json.dumps(report, indent=2))
     else:

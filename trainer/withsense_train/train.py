@@ -16,7 +16,9 @@ carries what they share; each is timed in the model card's ``seconds``):
 6. ``artifact``: heads, calibration and the model card (``withsense.model.artifact``);
 7. components beyond the heads, each a stage in a module of its own that saves its own file(s)
    and records them with ``run.add_component`` (see ``run.py``): ``semantic`` (the gateway's
-   semantic child-query threshold, recorded in config.json).
+   semantic child-query threshold, recorded in config.json); ``minor_detector`` (the visual
+   minor detector, ``minor.py``: the only part that learns from photos of children, and only to
+   withhold them).
 
 Everything is seeded: the same data, config and seed give the same artifact.
 """
@@ -43,6 +45,7 @@ from withsense_train.data import Dataset, load_dataset
 from withsense_train.evaluate import compare_on_split, demo_gallery_metrics, kfold_evaluate
 from withsense_train.features import FeatureCache
 from withsense_train.fit import fit_heads
+from withsense_train.minor import minor_stage
 from withsense_train.prepare import prepare, split_photos, zero_shot_model
 from withsense_train.run import TrainRun
 from withsense_train.semantic import semantic_stage
@@ -90,6 +93,7 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
     run.stage("artifact", write_artifact)
     # Components of the artifact beyond the heads (run.py says how to add one).
     run.stage("semantic", semantic_stage)
+    run.stage("minor_detector", minor_stage)
     return finish(run)
 
 
