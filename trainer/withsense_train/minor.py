@@ -22,6 +22,7 @@ only to withhold them: the search heads are still trained without flagged photos
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from withsense.model.minor import FEATURES, MinorDetector, detector_inputs
 if TYPE_CHECKING:
     from withsense_train.run import TrainRun
 
+log = logging.getLogger(__name__)
 CHILD_VOTES = 3  # captions (of 5) that must name a child for a photo to "show a child"
 AMBIGUOUS_MODES = ("soft", "exclude", "positive")
 CURVE_RECALLS = (0.90, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0)
@@ -280,11 +282,19 @@ def minor_stage(run: TrainRun) -> None:
     """The training stage (after ``artifact``): the detector trained on every photo of the data
     set (flagged ones included: it is the one part that learns from them, to withhold them), with
     the heads' test-time augmentation, saved as ``minor_detector.safetensors`` with its section
-    in config.json and the model card."""
-    assert run.dataset is not None
-    section = train_into(run.dataset, run.cache, run.out, tta=run.config.tta)
+    in config.json and the model card. Skipped, with a warning and a note in the model card,
+    when the captions do not label enough photos of both kinds: an artifact without a detector
+    fails closed (the gateway withholds every photo it indexes)."""
     from withsense.model.minor import MINOR_FILE
 
+    assert run.dataset is not None
+    try:
+        section = train_into(run.dataset, run.cache, run.out, tta=run.config.tta)
+    except ValueError as exc:
+        log.warning("no visual minor detector trained: %s; the gateway will withhold every "
+                    "photo indexed with this artifact", exc)
+        run.card["minor_detector"] = {"skipped": str(exc)}
+        return
     run.add_component("minor_detector", [MINOR_FILE], section)
 
 
