@@ -153,7 +153,9 @@ class SearchEngine:
         if drop_flagged:
             reason += "; flagged photos dropped"
         audit_log("search", decision="allowed", rule="allowed", region=region.region,
-                  query=params.query, hits=len(hits), withheld=withheld)
+                  query=params.query, hits=len(hits), withheld=withheld,
+                  withheld_by_description=sum("description" in h.reason for h in hits),
+                  withheld_by_pixels=sum("pixels" in h.reason for h in hits))
         METRICS.searches.labels(outcome="allowed").inc()
         return SearchResult(hits=hits, blocked=False, reason=reason, model_version=self.model_version,
                             restricted=region.restricted,
