@@ -212,6 +212,14 @@ def route_metrics(oof: np.ndarray, kinds: np.ndarray, ids: np.ndarray, *,
 
 # --- the stage -------------------------------------------------------------------------------
 
+def check_labels(kinds: np.ndarray, folds: int) -> None:
+    """ValueError unless every fold can hold photos of both clear kinds."""
+    if np.sum(kinds == 1) < folds or np.sum(kinds == 0) < folds:
+        raise ValueError(f"the minor detector needs at least {folds} photos that show a child "
+                         f"and {folds} that show none; found {np.sum(kinds == 1)} and "
+                         f"{np.sum(kinds == 0)}")
+
+
 @dataclass
 class MinorResult:
     detector: MinorDetector
@@ -233,10 +241,7 @@ def train_minor_detector(pooled: np.ndarray, logits: np.ndarray, votes: np.ndarr
     x = detector_inputs(pooled, logits)
     votes, counts = np.asarray(votes), np.asarray(counts)
     kinds = label_kinds(votes)
-    if np.sum(kinds == 1) < config.folds or np.sum(kinds == 0) < config.folds:
-        raise ValueError(f"the minor detector needs at least {config.folds} photos that show a "
-                         f"child and {config.folds} that show none; found {np.sum(kinds == 1)} "
-                         f"and {np.sum(kinds == 0)}")
+    check_labels(kinds, config.folds)
     extra = detector_inputs(*negatives) if negatives is not None else np.zeros((0, x.shape[1]))
     fitter = with_negatives(logistic_fitter(config.c, config.seed), extra)
     oof, ids = out_of_fold(x, votes, counts, fitter, folds=config.folds, seed=config.seed,
@@ -308,8 +313,9 @@ def train_into(dataset: Any, cache: Any, artifact_dir: Path, config: MinorConfig
 
     config = config or MinorConfig()
     photos = sorted(dataset.train_images)
-    pooled, logits = cache.image([dataset.train_images[p] for p in photos], tta)
     votes, counts = photo_votes(dataset, photos)
+    check_labels(label_kinds(votes), config.folds)  # before any tower pass
+    pooled, logits = cache.image([dataset.train_images[p] for p in photos], tta)
     negatives = background_features(cache.image_tower, tta, config.seed) \
         if config.background_negatives else None
     result = train_minor_detector(pooled, logits, votes, counts, config, tta=tta,
