@@ -105,3 +105,15 @@ def test_artifact_round_trip_and_damage(tmp_path):
     (tmp_path / MINOR_FILE).unlink()
     with pytest.raises(ArtifactError, match="missing"):
         load_minor_detector(tmp_path, config)
+
+
+@pytest.mark.slow
+def test_a_run_without_clear_child_photos_ships_no_detector(trained_synthetic):
+    """The synthetic set names a child in one caption of a photo (ambiguous, never 3 of 5): the
+    stage is skipped and says why; the artifact has no detector, so the gateway withholds every
+    photo indexed with it (tests/gateway/test_minor_sight.py)."""
+    result, _ = trained_synthetic
+    assert "needs at least" in result.card["minor_detector"]["skipped"]
+    config = json.loads((result.artifact_dir / "config.json").read_text())
+    assert "minor_detector" not in config and MINOR_FILE not in config["files"]
+    assert load_minor_detector(result.artifact_dir, config) is None
