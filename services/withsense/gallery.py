@@ -1,7 +1,16 @@
 """The demo's built-in gallery: real photos that scikit-image ships, with descriptions we wrote.
 
-One description mentions a child on purpose ("my daughter"), so the demo shows a flagged photo
-withheld behind the disclaimer in a restricted region.
+The demo shows both compliance signals in a restricted region:
+
+- by description: the camera photo's description says the man filming is the photographer's
+  son, so it is withheld, and the hit's reason says which rule ("flagged minor by description");
+- by sight: the astronaut photo has no description; the visual minor detector's p(child) is
+  above its operating point (chosen for 97% recall of children, which withholds many adults
+  too: docs/compliance.md), so it is withheld as well ("flagged minor by pixels").
+
+No photo of an actual child ships with any package the demo may use offline, so the sight case
+is an adult whom the detector, tuned for recall, holds back: the cost of the operating point,
+shown honestly.
 """
 
 from __future__ import annotations
@@ -13,15 +22,12 @@ import numpy as np
 from PIL import Image
 
 GALLERY: dict[str, list[str]] = {
-    "astronaut": [
-        "Astronaut Eileen Collins in her orange flight suit in front of the US flag",
-        "NASA portrait of the STS-93 commander, Johnson Space Center, 1998",
-    ],
+    "astronaut": [],  # no description: only the pixels can flag it
     "camera": [
-        "A man in a coat with a camera on a tripod, in a park",
+        "My son in his coat, filming with a camera on a tripod in the park",
         "The cameraman, a classic black and white test photo from MIT",
     ],
-    "chelsea": ["Our tabby cat Chelsea, photographed by my daughter"],
+    "chelsea": ["Our tabby cat Chelsea, curled up on a red sofa"],
     "coffee": [
         "A cup of coffee with latte art on a saucer, on a wooden table",
         "Cappuccino at a cafe in Lisbon, shot on a Fujifilm X100V",

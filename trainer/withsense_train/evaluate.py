@@ -321,7 +321,7 @@ def demo_gallery_metrics(models: dict[str, FusedModel], cache: FeatureCache) -> 
     photos = gallery_photos()
     names = list(photos)
     images: list[Image.Image] = [Image.open(io.BytesIO(photos[n])) for n in names]
-    queries = [(texts[0], name) for name, texts in GALLERY.items() if name in photos]
+    queries = [(texts[0], name) for name, texts in GALLERY.items() if name in photos and texts]
     queries += [q for q in GALLERY_QUERIES if q[1] in photos]
     queries = [q for q in queries if mentions_child(q[0]) is None]
     text = torch.from_numpy(cache.text([q for q, _ in queries]))

@@ -17,7 +17,10 @@ carries what they share; each is timed in the model card's ``seconds``):
 7. components beyond the heads, each a stage in a module of its own that saves its own file(s)
    and records them with ``run.add_component`` (see ``run.py``): ``semantic`` (the gateway's
    semantic child-query threshold, recorded in config.json), ``multilingual`` (the map from
-   multilingual-e5-small into the text space for Russian queries, ``multilingual.py``).
+   multilingual-e5-small into the text space for Russian queries, ``multilingual.py``),
+   ``minor_detector`` (the visual minor detector, ``minor.py``: the only part that learns from
+   photos of children, and only to withhold them), ``fusion`` (the evidence fusion model,
+   ``fusion.py``).
 
 Everything is seeded: the same data, config and seed give the same artifact.
 """
@@ -45,6 +48,7 @@ from withsense_train.evaluate import compare_on_split, demo_gallery_metrics, kfo
 from withsense_train.features import FeatureCache
 from withsense_train.fit import fit_heads
 from withsense_train.fusion import fusion_stage
+from withsense_train.minor import minor_stage
 from withsense_train.multilingual import multilingual_stage
 from withsense_train.prepare import prepare, split_photos, zero_shot_model
 from withsense_train.run import TrainRun
@@ -95,6 +99,7 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
     run.stage("semantic", semantic_stage)
     run.stage("multilingual", multilingual_stage)
     run.stage("fusion", fusion_stage)
+    run.stage("minor_detector", minor_stage)
     return finish(run)
 
 

@@ -18,6 +18,8 @@ DEMO_QUERIES = [
     "a rocket before launch",
     "a cat",
     "the starry night sky",
+    "a man filming with a camera on a tripod",  # withheld by its description ("my son")
+    "an astronaut in front of the flag",  # withheld by sight: no description
     "a little girl playing in the park",
 ]
 

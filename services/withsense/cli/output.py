@@ -43,7 +43,8 @@ def print_search(result: dict[str, Any]) -> None:
     table.add_column("p(match)", justify="right")
     table.add_column("evidence")
     for rank, hit in enumerate(result["hits"], start=1):
-        photo = f"[yellow]{hit['disclaimer']}[/yellow]" if hit["withheld"] else hit["uri"]
+        photo = (f"[yellow]{hit['disclaimer']}[/yellow] [dim]({hit['reason']})[/dim]"
+                 if hit["withheld"] else hit["uri"])
         table.add_row(str(rank), photo, f"{hit['score']:.3f}", ", ".join(hit["evidence"]) or "weak")
     console.print(table)
     console.print(f"  [dim]reason: {result['reason']}[/dim]")
@@ -51,6 +52,9 @@ def print_search(result: dict[str, Any]) -> None:
 
 def print_index(report: dict[str, Any]) -> None:
     console.print(f"indexed {report['indexed']}, unchanged {report['unchanged']}, "
-                  f"failed {report['failed']} (flagged minor among indexed: {report['flagged']})")
+                  f"failed {report['failed']} (flagged minor among indexed: {report['flagged']}: "
+                  f"by description {report.get('flagged_by_description', 0)}, by sight "
+                  f"{report.get('flagged_by_sight', 0)}; flags changed on re-indexing: "
+                  f"{report.get('flags_changed', 0)})")
     for failure in report["failures"]:
         console.print(f"  [red]failed[/red] {failure['uri']}: {failure['reason']}")

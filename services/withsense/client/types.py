@@ -64,16 +64,25 @@ class IndexReport:
     flagged: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
+    #: Flags that a new detector (or operating point) changed on photos already stored.
+    flags_changed: int = 0
+    flagged_by_description: int = 0
+    flagged_by_sight: int = 0
 
     def add_reply(self, reply: pb.IndexImagesResponse) -> None:
         self.indexed += reply.indexed
         self.unchanged += reply.unchanged
         self.flagged += reply.flagged
+        self.flags_changed += reply.flags_changed
+        self.flagged_by_description += reply.flagged_by_description
+        self.flagged_by_sight += reply.flagged_by_sight
         self.failures += [(f.uri, f.reason) for f in reply.failures]
         self.image_ids += list(reply.image_ids)
 
     def to_dict(self) -> dict[str, Any]:
         return {"indexed": self.indexed, "unchanged": self.unchanged, "flagged": self.flagged,
+                "flagged_by_description": self.flagged_by_description,
+                "flagged_by_sight": self.flagged_by_sight, "flags_changed": self.flags_changed,
                 "failed": len(self.failures),
                 "failures": [{"uri": u, "reason": r} for u, r in self.failures]}
 

@@ -97,6 +97,18 @@ class GatewaySettings(BaseSettings):
         "non-Latin scripts), whose vectors come from another tower. Empty: the threshold the "
         "trainer chose in that path's space (GetModelInfo), else the English one.",
     )
+    minor_recall_target: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="Visual minor detector: the share of child photos to catch, as measured "
+        "on the training photos by cross-validation; picks the threshold from the trade-off "
+        "curve in the model artifact (docs/compliance.md lists each point's cost in adult "
+        "photos withheld). Empty: the artifact's operating point (chosen for 97%).",
+    )
+    minor_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Visual minor detector: an explicit threshold on p(child); wins over "
+        "minor_recall_target. Changing either re-flags photos on the next `withsense index`.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics HTTP port; 0: off."
     )

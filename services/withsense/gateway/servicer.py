@@ -67,6 +67,9 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
             indexed=summary.indexed, unchanged=summary.unchanged, failed=len(summary.failures),
             failures=[pb.IndexFailure(uri=uri, reason=reason) for uri, reason in summary.failures],
             flagged=summary.flagged, image_ids=summary.image_ids,
+            flags_changed=summary.flags_changed,
+            flagged_by_description=summary.flagged_by_description,
+            flagged_by_sight=summary.flagged_by_sight,
         )
 
     async def delete_images(self, request: pb.DeleteImagesRequest) -> pb.DeleteImagesResponse:

@@ -19,7 +19,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from withsense.compliance import audit_log, flag_image
+from withsense.compliance import audit_log
+from withsense.compliance.photo_flags import (
+    FLAG_FIELDS,
+    VisualCheck,
+    operating_threshold,
+    photo_flags,
+    withheld_reason,
+)
 from withsense.config import GatewaySettings
 from withsense.config.defaults import MAX_MESSAGE_BYTES
 from withsense.gateway.compliance_gate import ComplianceGate, RegionDecision
@@ -34,7 +41,7 @@ from withsense.gateway.errors import (
 from withsense.gateway.evidence import fuse
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
-from withsense.gateway.worker_client import WorkerClient
+from withsense.gateway.worker_client import EmbeddedImages, WorkerClient
 from withsense.keywords import document_vector, query_vector
 from withsense.model.fusion import FusionError, FusionModel
 from withsense.model.language import ENGLISH, MULTILINGUAL
@@ -80,6 +87,9 @@ class IndexSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
     image_ids: list[str] = field(default_factory=list)
     written: set[str] = field(default_factory=set)  # photos written by this call
+    flags_changed: int = 0
+    flagged_by_description: int = 0
+    flagged_by_sight: int = 0
 
 
 class SearchEngine:
@@ -96,6 +106,7 @@ class SearchEngine:
         self.store_failure = ""
         self.on_store_failure: Callable[[], Awaitable[None]] | None = None
         self.fusion: FusionModel | None = None
+        self.visual = VisualCheck(version="", threshold=None)  # none until start(): withhold
 
     async def start(self) -> None:
         """Asks the worker for the model and embeds the child-concept prototypes once."""
@@ -123,6 +134,26 @@ class SearchEngine:
                                if info.HasField("multilingual_semantic_child_threshold") else None)
             threshold = self.gate.set_multilingual_prototypes(vectors, model_threshold)
             log.info("semantic child-query threshold of the multilingual path %.3f", threshold)
+        self.visual = self._visual_check(info)
+
+    def _visual_check(self, info: Any) -> VisualCheck:
+        """The visual minor detector in force: the worker's, at the configured operating point
+        (WITHSENSE_MINOR_THRESHOLD, else WITHSENSE_MINOR_RECALL_TARGET on the artifact's curve,
+        else the artifact's threshold). A model without one: every indexed photo is withheld."""
+        if not info.minor_detector_version:
+            log.warning("the worker's model has no visual minor detector: every photo indexed "
+                        "now is flagged minor (withheld in restricted regions)")
+            return VisualCheck(version="", threshold=None)
+        curve = json.loads(info.minor_curve_json or "[]")
+        default = info.minor_threshold if info.HasField("minor_threshold") else None
+        try:
+            threshold = operating_threshold(default, curve,
+                                            recall_target=self.settings.minor_recall_target,
+                                            threshold=self.settings.minor_threshold)
+        except ValueError as exc:
+            raise GatewayError(str(exc)) from None
+        log.info("visual minor detector %s, threshold %s", info.minor_detector_version, threshold)
+        return VisualCheck(version=info.minor_detector_version, threshold=threshold)
 
     async def _store_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.store_failure:
@@ -190,7 +221,9 @@ class SearchEngine:
         if drop_flagged:
             reason += "; flagged photos dropped"
         audit_log("search", decision="allowed", rule="allowed", region=region.region,
-                  query=params.query, hits=len(hits), withheld=withheld)
+                  query=params.query, hits=len(hits), withheld=withheld,
+                  withheld_by_description=sum("description" in h.reason for h in hits),
+                  withheld_by_pixels=sum("pixels" in h.reason for h in hits))
         METRICS.searches.labels(outcome="allowed").inc()
         return SearchResult(hits=hits, blocked=False, reason=reason, model_version=self.model_version,
                             restricted=region.restricted,
@@ -228,7 +261,7 @@ class SearchEngine:
         if region.restricted and candidate.payload.get("minor", True):
             # Only the disclaimer leaves the service: no id, no uri, no evidence.
             return Hit(image_id="", uri="", score=probability, withheld=True,
-                       reason=f"photo flagged minor; {region.describe()}")
+                       reason=f"photo {withheld_reason(candidate.payload)}; {region.describe()}")
         return Hit(image_id=candidate.image_id, uri=str(candidate.payload.get("uri", "")),
                    score=probability, evidence=evidence)
 
@@ -237,6 +270,8 @@ class SearchEngine:
     async def index(self, items: AsyncIterator[IndexItem | tuple[str, str]]) -> IndexSummary:
         """Indexes a stream; an item that fails validation arrives as (name, reason)."""
         summary = IndexSummary()
+        # The worker may have been restarted with another artifact: flags follow its detector.
+        self.visual = self._visual_check(await self.worker.model_info())
         chunk: list[IndexItem] = []
         async for item in items:
             if isinstance(item, tuple):
@@ -273,7 +308,7 @@ class SearchEngine:
                 continue
             stored = existing.get(image_id)
             payload = _with_uris(_payload(item), [*(uris_of(stored) if stored else []), item.uri])
-            if _same(stored, payload):
+            if self._up_to_date(stored, payload):
                 summary.unchanged += 1
                 unchanged.append(item)
             else:
@@ -281,12 +316,13 @@ class SearchEngine:
         # A photo indexed before thumbnails existed gets one on the next run.
         await self._store_thumbnails(unchanged + [todo[i][0][0] for i in todo if i in existing],
                                      summary, only_missing=True)
-        # New photos, and stored ones whose descriptions changed (their description vectors
-        # change with them), are embedded and written whole; the rest get a payload update.
-        new = [i for i in todo if i not in existing
+        # New photos, stored ones whose descriptions changed (their description vectors change
+        # with them) and stored ones judged by another detector or threshold (p(child) comes
+        # with the embedding) are embedded and written whole; the rest get a payload update.
+        new = [i for i in todo if i not in existing or not self.visual.current(existing[i])
                or existing[i].get("descriptions") != todo[i][1].get("descriptions")]
         vectors = await self._embed_each([todo[i][0][0] for i in new], summary)
-        embedded = {i: v for i, v in zip(new, vectors, strict=True) if v is not None}
+        embedded = {i: r for i, r in zip(new, vectors, strict=True) if r is not None}
         # The thumbnail is written before the point, so every searchable photo has one.
         failed = await self._store_thumbnails([todo[i][0][0] for i in embedded], summary)
         for image_id in new:
@@ -294,9 +330,10 @@ class SearchEngine:
                 # reported for its first uri; the others share its fate
                 summary.failures += [(item.uri, "same photo as " + todo[image_id][0][0].uri)
                                      for item in todo.pop(image_id)[0][1:]]
+        await self._flag(todo, existing, {i: p for i, (_, p) in embedded.items()})
         kept = [i for i in embedded if i in todo]
         described = await self._embed_descriptions([todo[i][0][0] for i in kept])
-        records = [ImageRecord(i, embedded[i], todo[i][1], descriptions=descriptions,
+        records = [ImageRecord(i, embedded[i][0], todo[i][1], descriptions=descriptions,
                                keywords=document_vector(todo[i][0][0].descriptions))
                    for i, descriptions in zip(kept, described, strict=True)]
         updates = {i: payload for i, (_, payload) in todo.items() if i in existing and i not in embedded}
@@ -304,10 +341,23 @@ class SearchEngine:
         await self._store_write(self.store.upsert, records)
         if updates:
             await self._store_write(self.store.set_payloads, updates)
-        self._count_written(todo, summary)
+        self._count_written(todo, existing, summary)
+
+    async def _flag(self, todo: dict[str, tuple[list[IndexItem], dict[str, Any]]],
+                    existing: dict[str, dict[str, Any]], fresh: dict[str, float | None]) -> None:
+        """Adds the flag fields to each payload of `todo`: p(child) from this embedding, else
+        the stored one (same bytes, same detector and threshold). Flags of the photo's earlier
+        uploads and of earlier photos at its uris carry over (``photo_flags``)."""
+        previous = await self._previous_at_uris([u for _, p in todo.values() for u in uris_of(p)])
+        for image_id, (_, payload) in todo.items():
+            stored = existing.get(image_id)
+            p = fresh[image_id] if image_id in fresh else (stored or {}).get("minor_p")
+            before = [stored, *(old for uri in uris_of(payload) for old in previous.get(uri, []))]
+            payload.update(photo_flags(payload["descriptions"], p, self.visual,
+                                       content_hash=payload["content_hash"], stored=before))
 
     def _count_written(self, todo: dict[str, tuple[list[IndexItem], dict[str, Any]]],
-                       summary: IndexSummary) -> None:
+                       existing: dict[str, dict[str, Any]], summary: IndexSummary) -> None:
         """`indexed` counts photos written by this call, each once; every other item of the
         stream that succeeded is `unchanged`."""
         for image_id, (items, payload) in todo.items():
@@ -315,26 +365,58 @@ class SearchEngine:
             summary.written.add(image_id)
             summary.indexed += first_time
             summary.unchanged += len(items) - first_time
-            summary.flagged += first_time and bool(payload["minor"])
+            if first_time:
+                self._count_flags(payload, existing.get(image_id), summary)
             audit_log("index", decision="flagged" if payload["minor"] else "clear",
-                      rule="; ".join(payload["flag_reasons"]) or "no child terms",
-                      image_id=image_id)
+                      rule="; ".join(payload["flag_reasons"]) or "no child terms; pixels below threshold",
+                      image_id=image_id, minor_text=payload["minor_text"],
+                      minor_visual=payload["minor_visual"], minor_p=payload["minor_p"],
+                      minor_model=payload["minor_model"])
 
-    async def _embed_each(self, items: list[IndexItem],
-                          summary: IndexSummary) -> list[np.ndarray | None]:
-        """One worker call for the chunk; if a photo is bad, one call each to find which."""
+    def _up_to_date(self, stored: dict[str, Any] | None, payload: dict[str, Any]) -> bool:
+        """Same photo, descriptions and fields, flagged by the detector and threshold in force."""
+        if stored is None or not self.visual.current(stored):
+            return False
+        own = {k: v for k, v in stored.items() if k not in FLAG_FIELDS}
+        return own == payload
+
+    @staticmethod
+    def _count_flags(payload: dict[str, Any], stored: dict[str, Any] | None,
+                     summary: IndexSummary) -> None:
+        summary.flagged += bool(payload["minor"])
+        summary.flagged_by_description += bool(payload["minor_text"])
+        summary.flagged_by_sight += bool(payload["minor_visual"])
+        if stored is not None and bool(stored.get("minor", True)) != bool(payload["minor"]):
+            summary.flags_changed += 1
+
+    async def _previous_at_uris(self, uris: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """uri -> payloads of the photos indexed under it before (their description flags
+        carry over to new content at the same uri)."""
+        ids = await self._store_call(self.store.ids_for_uris, uris)
+        if not ids:
+            return {}
+        by_uri: dict[str, list[dict[str, Any]]] = {}
+        for payload in (await self._store_call(self.store.get, ids)).values():
+            for uri in uris_of(payload):
+                by_uri.setdefault(uri, []).append(payload)
+        return by_uri
+
+    async def _embed_each(self, items: list[IndexItem], summary: IndexSummary,
+                          ) -> list[tuple[np.ndarray, float | None] | None]:
+        """(vector, p(child) or None) per photo, None for a bad photo: one worker call for the
+        chunk; if a photo is bad, one call each to find which."""
         try:
-            return list(await self.worker.embed_images([item.image for item in items]))
+            return _per_photo(await self.worker.embed_images([item.image for item in items]))
         except InvalidArgument:
             pass
-        vectors: list[np.ndarray | None] = []
+        results: list[tuple[np.ndarray, float | None] | None] = []
         for item in items:
             try:
-                vectors.append((await self.worker.embed_images([item.image]))[0])
+                results.append(_per_photo(await self.worker.embed_images([item.image]))[0])
             except InvalidArgument as exc:
                 summary.failures.append((item.uri, _strip_item_prefix(str(exc))))
-                vectors.append(None)
-        return vectors
+                results.append(None)
+        return results
 
     async def _store_thumbnails(self, items: list[IndexItem], summary: IndexSummary, *,
                                 only_missing: bool = False) -> set[str]:
@@ -448,12 +530,10 @@ class SearchEngine:
 
 
 def _payload(item: IndexItem) -> dict[str, Any]:
-    flags = flag_image(item.descriptions)
+    """The photo's own fields; its flags (``photo_flags``) are added once it is embedded."""
     return {
         **item.payload,
         "uri": item.uri,
-        "minor": flags.minor,
-        "flag_reasons": list(flags.reasons),
         "descriptions": list(item.descriptions),
         "content_hash": hashlib.sha256(item.image).hexdigest(),
     }
@@ -465,9 +545,12 @@ def _with_uris(payload: dict[str, Any], uris: list[str]) -> dict[str, Any]:
     return {**payload, "uri": uris[0], URIS_KEY: uris}
 
 
-def _same(stored: dict[str, Any] | None, payload: dict[str, Any]) -> bool:
-    return stored is not None and all(stored.get(k) == v for k, v in payload.items()) and \
-        set(stored) == set(payload)
+
+def _per_photo(embedded: EmbeddedImages) -> list[tuple[np.ndarray, float | None]]:
+    """(vector, p) per photo; p None for every photo when the worker gave no probabilities."""
+    minor = embedded.minor
+    return [(vector, None if minor is None else float(minor[i]))
+            for i, vector in enumerate(embedded.vectors)]
 
 
 def _strip_item_prefix(message: str) -> str:

@@ -10,6 +10,7 @@ hit a worker that just died goes to another one and the client never sees the er
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -43,6 +44,16 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 1000),
     *message_options(),
 ]
+
+
+@dataclass(frozen=True)
+class EmbeddedImages:
+    """EmbedImages' answer: unit vectors, and p(child) per photo from the visual minor detector
+    (None when the worker's model has none: the caller withholds those photos)."""
+
+    vectors: np.ndarray
+    minor: np.ndarray | None
+    minor_version: str
 
 
 def _vectors(message_vectors) -> np.ndarray:
@@ -100,7 +111,7 @@ class WorkerClient:
             paths = [ENGLISH] * len(texts)
         return _vectors(reply.vectors), reply.model_version, paths  # type: ignore[return-value]
 
-    async def embed_images(self, images: list[bytes]) -> np.ndarray:
+    async def embed_images(self, images: list[bytes]) -> EmbeddedImages:
         try:
             reply = await self._stub.EmbedImages(
                 pb.EmbedImagesRequest(images=images), timeout=self.timeout_s * 3,
@@ -108,7 +119,10 @@ class WorkerClient:
             )
         except grpc.aio.AioRpcError as error:
             raise self._translate(error, "EmbedImages") from None
-        return _vectors(reply.vectors)
+        minor = None
+        if len(reply.minor_probabilities) == len(images):  # else: no detector, or a short reply
+            minor = np.asarray(reply.minor_probabilities, dtype=np.float32)
+        return EmbeddedImages(_vectors(reply.vectors), minor, reply.minor_detector_version)
 
     async def score(self, query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         request = pb.ScoreRequest(queries=[pb.ScoreQuery(

@@ -23,6 +23,7 @@ from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
 from withsense.model.fusion import FUSION_FILE, FusionModel, load_fusion
 from withsense.model.language import ENGLISH, MULTILINGUAL, TEXT_PATHS, TextPath, text_path
+from withsense.model.minor import MinorDetector, load_minor_detector
 from withsense.model.multilingual import MultilingualError, MultilingualTower, TextMap, load_map
 from withsense.model.towers import ImageFeatures, ImageTower, TextTower
 
@@ -130,6 +131,10 @@ class ModelRuntime:
         if artifact_dir is not None:
             recorded = self.artifact.config.get("files", {}).get(FUSION_FILE)
             self.fusion = load_fusion(artifact_dir, recorded)
+        self.minor: MinorDetector | None = load_minor_detector(self.artifact.path, self.artifact.config)
+        if self.minor is None:
+            log.warning("model %s has no visual minor detector: the gateway withholds every photo "
+                        "indexed with it", self.version)
         self.load_seconds = time.perf_counter() - started
         log.info("model %s loaded in %.1f s", self.version, self.load_seconds)
 
@@ -209,11 +214,29 @@ class ModelRuntime:
     @torch.inference_mode()
     def embed_pixels(self, pixels: torch.Tensor) -> np.ndarray:
         """Unit vectors [N, dim] of preprocessed pixels [N, 3, H, W]."""
+        return self.embed_pixels_with_minor(pixels, minor=False)[0]
+
+    @torch.inference_mode()
+    def embed_pixels_with_minor(
+        self, pixels: torch.Tensor, *, minor: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(unit vectors [N, dim], p(photo shows a child) [N] or None when the model has no
+        minor detector). The detector reads the tower features the vectors are made from (a
+        second pass only if it was trained with another test-time augmentation)."""
+        tta = getattr(self.model.config, "tta", "none")
         if pixels.shape[0] == 0:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        features = pixel_features(self.image_tower, pixels, getattr(self.model.config, "tta", "none"))
+            empty = np.zeros(0, dtype=np.float32) if minor and self.minor is not None else None
+            return np.zeros((0, self.dim), dtype=np.float32), empty
+        features = pixel_features(self.image_tower, pixels, tta)
         vectors = self.model.embed_image(features.pooled.to(self.device), features.logits.to(self.device))
-        return vectors.float().cpu().numpy()
+        probabilities = None
+        if minor and self.minor is not None:
+            if self.minor.tta != tta:
+                features = pixel_features(self.image_tower, pixels, self.minor.tta)
+            probabilities = self.minor.probability(features.pooled.float().cpu().numpy(),
+                                                   features.logits.float().cpu().numpy())
+            probabilities = probabilities.astype(np.float32)
+        return vectors.float().cpu().numpy(), probabilities
 
     @property
     def scale(self) -> float:

