@@ -20,13 +20,13 @@ def test_search_client_typed_hits_stats_health_and_delete(gateway_target):
         assert result.hits[0].uri == "coffee.jpg" and 0 < result.hits[0].score <= 1
         assert not result.blocked and result.model_version
 
-        withheld = [h for h in client.search("a cat", top_k=3, region="").hits if h.withheld]
-        assert len(withheld) == 1 and withheld[0].disclaimer == DISCLAIMER and not withheld[0].uri
+        first = client.search("a man filming with a camera on a tripod", top_k=3, region="").hits[0]
+        assert first.withheld and first.disclaimer == DISCLAIMER and not first.uri
         blocked = client.search("a little girl playing in the park", region="DE")
         assert blocked.blocked and blocked.hits == [] and blocked.disclaimer == DISCLAIMER
 
         stats = client.stats()
-        assert stats.images == 14 and stats.flagged == 1 and stats.store_backend == "qdrant-edge"
+        assert stats.images == 14 and 2 <= stats.flagged < 14 and stats.store_backend == "qdrant-edge"
         assert client.health() == "SERVING"
         assert client.health("withsense.v1.SearchService") == "SERVING"
         assert client.delete(uris=["coffee.jpg"]) == 1 and client.stats().images == 13

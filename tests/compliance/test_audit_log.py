@@ -62,6 +62,9 @@ def test_audit_survives_every_usual_way_of_silencing_logs(audit_stream: io.Strin
     root_stream = io.StringIO()
     root_handler = logging.StreamHandler(root_stream)
     logging.getLogger().addHandler(root_handler)
+    # dictConfig disables every logger that exists: note which were on, to turn them back on.
+    loggers = [lg for lg in logging.root.manager.loggerDict.values()
+               if isinstance(lg, logging.Logger) and not lg.disabled]
     try:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": True})
         logging.disable(logging.CRITICAL)
@@ -70,6 +73,8 @@ def test_audit_survives_every_usual_way_of_silencing_logs(audit_stream: io.Strin
         audit_log("search", decision="blocked", rule="lexicon:child")
     finally:
         logging.disable(logging.NOTSET)
+        for logger in loggers:
+            logger.disabled = False
         audit.disabled = False
         audit.setLevel(logging.INFO)
         logging.getLogger().removeHandler(root_handler)

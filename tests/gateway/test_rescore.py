@@ -27,6 +27,6 @@ def test_a_candidate_without_a_vector_does_not_shift_the_scores(start_gateway, b
     expected = background_loop.run(engine.worker.score(query, np.stack([far, near])))
     params = SearchParams(query="q", top_k=3, region="US", min_score=0.0)
     region = engine.gate.region("US")
-    hits = background_loop.run(engine._rescore(query, candidates, params, region))
+    hits = background_loop.run(engine._rescore(query, candidates, params, region, engine.fusion))
     assert [h.uri for h in hits] == ["near.jpg", "far.jpg"]
     assert [h.score for h in hits] == pytest.approx([float(expected[1]), float(expected[0])])

@@ -51,9 +51,10 @@ def test_a_cat_is_served_and_a_photo_without_description_is_judged_by_sight(inde
     _, stub = indexed_gateway
     cat = stub.Search(pb.SearchRequest(query="a cat", top_k=3, region="DE"), timeout=30).hits[0]
     assert cat.uri == "chelsea.jpg" and not cat.withheld
-    reply = stub.Search(pb.SearchRequest(query="an astronaut in front of the flag", top_k=1,
+    # The astronaut has no description: only its pixels can withhold it.
+    reply = stub.Search(pb.SearchRequest(query="an astronaut in front of the flag", top_k=3,
                                          region="DE"), timeout=30)
-    assert reply.hits[0].withheld and "flagged minor by pixels" in reply.hits[0].reason
+    assert any(hit.withheld and "flagged minor by pixels" in hit.reason for hit in reply.hits)
 
 
 def test_dropped_mode_filters_flagged_photos_in_the_engine(start_gateway, gallery_photos):

@@ -58,14 +58,14 @@ def test_snake_case_field_names_are_accepted_too(http):
 
 
 def test_flagged_photo_is_a_disclaimer_tile_in_a_restricted_region(http):
-    served = search(http, query="a cat", region="US").json()
-    assert served["hits"][0]["uri"] == "chelsea.jpg"
+    # The gallery's camera photo is flagged by its description ("My son ...").
+    served = search(http, query="a man filming with a camera on a tripod", region="US").json()
+    assert served["hits"][0]["uri"] == "camera.jpg"
     for region in ["DE", "fr", ""]:
-        reply = search(http, query="a cat", region=region).json()
-        withheld = [hit for hit in reply["hits"] if hit["withheld"]]
-        assert len(withheld) == 1 and reply["restrictedRegion"] is True
-        hit = withheld[0]
-        assert hit["disclaimer"] == DISCLAIMER and "minor" in hit["reason"]
+        reply = search(http, query="a man filming with a camera on a tripod", region=region).json()
+        hit = reply["hits"][0]
+        assert hit["withheld"] and reply["restrictedRegion"] is True
+        assert hit["disclaimer"] == DISCLAIMER and "minor by description" in hit["reason"]
         assert hit["imageId"] == "" and hit["uri"] == "" and "thumbnailUrl" not in hit
 
 
@@ -110,13 +110,13 @@ def test_wrong_method_and_unknown_path(http):
 # --- thumbnails --------------------------------------------------------------------------------
 
 def test_withheld_photo_thumbnail_is_refused_in_a_restricted_region(http, gallery_photos):
-    chelsea = point_id_for(gallery_photos["chelsea"])
+    camera = point_id_for(gallery_photos["camera"])  # flagged by its description
     for region in ["DE", "fr", ""]:
-        response = http.get(f"/v1/images/{chelsea}/thumbnail", params={"region": region})
+        response = http.get(f"/v1/images/{camera}/thumbnail", params={"region": region})
         assert_error(response, 403, "PERMISSION_DENIED", DISCLAIMER)
         assert response.headers["content-type"] == "application/json"
-    assert http.get(f"/v1/images/{chelsea}/thumbnail").status_code == 403  # no region: restricted
-    allowed = http.get(f"/v1/images/{chelsea}/thumbnail", params={"region": "US"})
+    assert http.get(f"/v1/images/{camera}/thumbnail").status_code == 403  # no region: restricted
+    allowed = http.get(f"/v1/images/{camera}/thumbnail", params={"region": "US"})
     assert allowed.status_code == 200 and allowed.content[8:12] == b"WEBP"
 
 
@@ -136,7 +136,9 @@ def test_thumbnail_errors(http, gallery_photos):
 
 def test_stats(http, gallery_photos):
     stats = http.get("/v1/stats").json()
-    assert int(stats["images"]) == len(gallery_photos) and int(stats["flagged"]) == 1
+    # The camera by its description, the astronaut (and any photo the recall-first detector
+    # holds back) by its pixels.
+    assert int(stats["images"]) == len(gallery_photos) and 2 <= int(stats["flagged"]) < len(gallery_photos)
     assert stats["storeBackend"] == "qdrant-edge" and stats["modelVersion"]
     assert stats["restrictedRegions"] == ["DE", "FR"]
 

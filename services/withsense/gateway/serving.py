@@ -215,7 +215,10 @@ class SearchEngine:
             params.top_k * self.settings.oversample,
             exclude_minor=drop_flagged, filters=params.filters or None,
         )
-        hits = await self._rescore(query, candidates, params, region)
+        # The fusion model learnt from English queries against English descriptions; a query on
+        # the multilingual path is scored by its pixels alone rather than out of distribution.
+        fusion = self.fusion if paths[0] == ENGLISH else None
+        hits = await self._rescore(query, candidates, params, region, fusion)
         withheld = sum(hit.withheld for hit in hits)
         reason = f"query allowed; {region.describe()}; {withheld} of {len(hits)} hits withheld"
         if drop_flagged:
@@ -238,7 +241,7 @@ class SearchEngine:
         )
 
     async def _rescore(self, query: np.ndarray, candidates: list[StoreHit], params: SearchParams,
-                       region: RegionDecision) -> list[Hit]:
+                       region: RegionDecision, fusion: FusionModel | None) -> list[Hit]:
         # A candidate without a vector cannot be scored: leave it out here, so that the
         # probabilities are paired with the very candidates that were scored.
         candidates = [c for c in candidates if c.vector is not None]
@@ -246,7 +249,7 @@ class SearchEngine:
             return []
         vectors = np.stack([c.vector for c in candidates])
         pixels = await self.worker.score(query, vectors)
-        probabilities, evidence = fuse(self.fusion, params.query, query, candidates, pixels)
+        probabilities, evidence = fuse(fusion, params.query, query, candidates, pixels)
         order = np.argsort(-probabilities, kind="stable")
         hits: list[Hit] = []
         for index in order:
