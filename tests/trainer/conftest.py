@@ -37,7 +37,7 @@ def feature_cache_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
 
 @pytest.fixture(scope="session")
 def feature_cache(feature_cache_dir: Path):
-    from withsense.model.runtime import model_config
+    from withsense.model.catalog import model_config
     from withsense_train.features import FeatureCache
 
     return FeatureCache(model_config("lite0"), feature_cache_dir, progress=False)
@@ -53,7 +53,7 @@ def synthetic_dataset(synthetic_dir: Path):
 @pytest.fixture(scope="session")
 def synthetic_prepared(synthetic_dataset, feature_cache):
     """Features of every synthetic photo (center and flip) and text, computed once."""
-    from withsense_train.train import prepare
+    from withsense_train.prepare import prepare
 
     prep = prepare(synthetic_dataset, feature_cache, tta="flip", include_flagged=True)
     feature_cache.image(list(synthetic_dataset.test_images.values()), "flip")
@@ -64,7 +64,7 @@ def synthetic_prepared(synthetic_dataset, feature_cache):
 @pytest.fixture(scope="session")
 def quick_config():
     """A small, fast training config on Lite0 (the tests' tower)."""
-    from withsense_train.train import TrainConfig
+    from withsense_train.config import TrainConfig
 
     return TrainConfig(model="lite0", tta="flip", epochs=15, patience=5, val_photos=100,
                        batch_size=64, judgment_batch=128, folds=0, seed=0)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from withsense.model.artifact import DEFAULT_ARTIFACT_DIR, ArtifactError, load_artifact
 from withsense_train.calibration import calibrate
+from withsense_train.config import TrainConfig
 from withsense_train.evaluate import (
     FIRST_APPROACH,
     TRAINED,
@@ -21,7 +22,7 @@ from withsense_train.evaluate import (
     evaluate_test,
     kfold_evaluate,
 )
-from withsense_train.train import TrainConfig, artifact_bytes
+from withsense_train.train import artifact_bytes
 
 pytestmark = pytest.mark.slow
 MAX_ARTIFACT_BYTES = 10 * 1024 * 1024
@@ -136,7 +137,7 @@ def test_training_is_reproducible(trained_synthetic, synthetic_dir, feature_cach
 
 
 def test_second_run_uses_the_cache_only(synthetic_prepared, synthetic_dataset, feature_cache_dir) -> None:
-    from withsense.model.runtime import model_config
+    from withsense.model.catalog import model_config
     from withsense_train.features import FeatureCache
 
     cache = FeatureCache(model_config("lite0"), feature_cache_dir, progress=False)

@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from withsense_train.config import TrainConfig
 from withsense_train.data import load_dataset
 from withsense_train.evaluate import TRAINED, ZERO_SHOT, demo_gallery_metrics, kfold_evaluate
 from withsense_train.features import FeatureCache
+from withsense_train.fit import fit_heads
 from withsense_train.metrics import mean_std
-from withsense_train.train import TrainConfig, fit_heads, prepare, split_photos
+from withsense_train.prepare import prepare, split_photos
 
 _SKETCH = {"model": "lite0", "tta": "none", "init": "zero_shot", "pooled_sqrt": False,
            "text_whiten": 0.0, "train_image": True, "lr": 1e-3, "epochs": 100, "patience": 10}
@@ -62,7 +64,7 @@ GALLERY_COLUMN = "gallery_R@1"
 
 def run(data: Path, seeds: list[int], only: list[str] | None = None, folds: int = 5,
         cache_dir: Path | None = None) -> list[dict[str, Any]]:
-    from withsense.model.runtime import model_config
+    from withsense.model.catalog import model_config
 
     dataset = load_dataset(data, check_photos=False)
     preps: dict[tuple[str, str, str], Any] = {}

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from withsense.model.runtime import image_features, model_config
+from withsense.model.catalog import model_config
+from withsense.model.runtime import image_features
 from withsense.model.towers import ImageTower
 
 

@@ -14,13 +14,14 @@ report calibrated probabilities with no further change.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 from withsense.model.fused import FusedModel
 
 from withsense_train.metrics import expected_calibration_error
+from withsense_train.prepare import Prepared, pair_cosines
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,21 @@ def calibrate(model: FusedModel, cosine: np.ndarray, label: np.ndarray, *,
     after = _probability(cosine, new_scale, new_bias)
     return Calibration(new_scale, new_bias, int(label.size), matches, expert_pairs, ece_before,
                        expected_calibration_error(after, label), True)
+
+
+def calibrate_on_photos(model: FusedModel, prep: Prepared, photos: list[str],
+                        mode: str = "expert") -> Calibration:
+    """Fits t and b on the judged pairs of these (held-out) photos, in one of the modes above."""
+    judged = prep.judgments(photos, expert_only=mode == "expert")
+    cosine = pair_cosines(model, prep, judged["text"], judged["photo"])
+    weight = None
+    if mode == "balanced":
+        expert = judged["expert"]
+        n_expert, n_crowd = int(expert.sum()), int((~expert).sum())
+        if n_expert and n_crowd:
+            weight = np.where(expert, 0.5 / n_expert, 0.5 / n_crowd) * len(expert)
+    result = calibrate(model, cosine, judged["label"], expert=judged["expert"], weight=weight)
+    return replace(result, mode=mode)
 
 
 def _probability(cosine: np.ndarray, scale: float, bias: float) -> np.ndarray:

@@ -5,7 +5,7 @@ API for the ``withsense`` command (services/withsense/cli), all argparse-compati
 - ``add_train_arguments(parser: argparse.ArgumentParser) -> None``: registers the flags of
   ``withsense train`` on a (sub)parser: ``--data DIR --out DIR [--json] [--cache DIR]
   [--config lite0|lite2] [--head linear|residual_mlp] [--tta none|flip] [--folds K] ...``
-  (every field of ``train.TrainConfig`` has a flag; ``--help`` lists them with defaults).
+  (every field of ``config.TrainConfig`` has a flag; ``--help`` lists them with defaults).
 - ``train_command(args: argparse.Namespace) -> int``: trains, calibrates, evaluates and writes
   the artifact to ``--out``; prints a summary (or JSON with ``--json``); returns the exit code
   (0 ok, 2 invalid data set or artifact).
@@ -32,7 +32,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from withsense_train.train import TrainConfig
+from withsense_train.config import CHOICES, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,6 @@ _HELP = {
     "calibrate": "fit t and b on the validation split's judgments",
     "folds": "K-fold evaluation by photo after training, for the model card (0: none)",
 }
-_CHOICES = {"model": ["lite0", "lite2"], "head": ["linear", "residual_mlp"], "tta": ["none", "flip"],
-            "prompts": ["default", "ensemble"], "judgments": ["none", "expert", "expert+crowd"],
-            "init": ["ridge", "zero_shot"], "optimizer": ["adam", "sgd"],
-            "calibration": ["expert", "balanced", "all"]}
-TRAIN_CLI_DEFAULTS = {"folds": 5}  # the command also runs the K-fold evaluation by default
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +86,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training config (recorded in the model card)")
     for item in fields(TrainConfig):
         name = item.name
-        default = TRAIN_CLI_DEFAULTS.get(name, getattr(defaults, name))
+        default = getattr(defaults, name)
         flag = "--config" if name == "model" else "--" + name.replace("_", "-")
         help_text = f"{_HELP.get(name, name)} (default: %(default)s)"
         if isinstance(default, bool):
@@ -99,7 +94,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                                action=argparse.BooleanOptionalAction, help=help_text)
         else:
             group.add_argument(flag, dest=name, type=type(default), default=default,
-                               choices=_CHOICES.get(name), help=help_text)
+                               choices=CHOICES.get(name), help=help_text)
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:

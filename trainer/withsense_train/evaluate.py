@@ -32,13 +32,16 @@ from typing import Any
 import numpy as np
 import torch
 from withsense.model.artifact import load_artifact
+from withsense.model.catalog import MODEL_NAMES, model_config
 from withsense.model.fused import FusedModel
 from withsense.model.runtime import head_config as runtime_head_config
-from withsense.model.runtime import model_config
 
 from withsense_train.baseline import FirstApproach
+from withsense_train.calibration import calibrate_on_photos
+from withsense_train.config import TrainConfig
 from withsense_train.data import Dataset, load_dataset
 from withsense_train.features import FeatureCache
+from withsense_train.fit import fit_heads
 from withsense_train.metrics import (
     GALLERY,
     judgment_metrics,
@@ -47,12 +50,9 @@ from withsense_train.metrics import (
     retrieval_from_ranks,
     retrieval_metrics,
 )
-from withsense_train.train import (
+from withsense_train.prepare import (
     Prepared,
-    TrainConfig,
-    calibrate_on_photos,
     embed,
-    fit_heads,
     pair_cosines,
     prepare,
     split_photos,
@@ -111,6 +111,14 @@ def baseline_outputs(baseline: FirstApproach, prep: Prepared, photos: list[str],
     return {"ranks": ranks, "prob": prob, "expert_mean": judged["expert_mean"], "own_prob": own}
 
 
+def model_outputs(model: FusedModel | FirstApproach, prep: Prepared, photos: list[str], *,
+                  compliant: bool, seed: int) -> dict[str, np.ndarray]:
+    """fused_outputs or baseline_outputs, whichever fits the model."""
+    if isinstance(model, FirstApproach):
+        return baseline_outputs(model, prep, photos, compliant=compliant, seed=seed)
+    return fused_outputs(model, prep, photos, compliant=compliant, seed=seed)
+
+
 def summarise(outputs: dict[str, np.ndarray]) -> dict[str, float]:
     """Retrieval, judgment metrics and, for the caption-photo positives (a caption with the
     photo it was written for), the median p and the share with p > 0.5."""
@@ -148,11 +156,7 @@ def _compare(prep: Prepared, trained: FusedModel, train_photos: list[str], val_p
     models[TRAINED] = trained
     out = {}
     for name, model in models.items():
-        if isinstance(model, FirstApproach):
-            outputs = baseline_outputs(model, prep, val_photos, compliant=True, seed=seed)
-        else:
-            outputs = fused_outputs(model, prep, val_photos, compliant=True, seed=seed)
-        out[name] = _rounded(summarise(outputs))
+        out[name] = _rounded(summarise(model_outputs(model, prep, val_photos, compliant=True, seed=seed)))
     return out
 
 
@@ -193,25 +197,13 @@ def _kfold(prep: Prepared, config: TrainConfig, *, folds: int, progress: bool,
     for k in bar:
         test = sorted(p for p in evaluated if fold_of[p] == k)
         trainable = sorted(p for p in allowed if fold_of[p] != k)
-        inner_train, inner_val = split_photos(trainable, config.val_photos, config.seed + k)
-        fit = fit_heads(prep, inner_train, inner_val, config, progress=progress,
-                        held_out=set(test), desc=f"fold {k + 1}/{folds}")
-        epochs.append(fit.best_epoch)
-        uncalibrated = copy.deepcopy(fit.model)
-        if config.calibrate:
-            calibrate_on_photos(fit.model, prep, inner_val, config.calibration)
-        baseline = fit_first_approach(prep, trainable, held_out=set(test), seed=config.seed)
-        models: dict[str, Any] = {FIRST_APPROACH: baseline, ZERO_SHOT: zero,
-                                  TRAINED_UNCALIBRATED: uncalibrated, TRAINED: fit.model}
+        models, best_epoch = _fold_models(prep, config, k, folds, trainable, test, zero, progress)
+        epochs.append(best_epoch)
         for section in sections:
             photos = [p for p in test if p in allowed] if section == "compliant" else test
             for name, model in models.items():
-                if isinstance(model, FirstApproach):
-                    outputs = baseline_outputs(model, prep, photos, compliant=section == "compliant",
-                                               seed=config.seed + k)
-                else:
-                    outputs = fused_outputs(model, prep, photos, compliant=section == "compliant",
-                                            seed=config.seed + k)
+                outputs = model_outputs(model, prep, photos, compliant=section == "compliant",
+                                        seed=config.seed + k)
                 pooled[section][name].append(outputs)
                 per_fold[section][name].append(summarise(outputs))
         trained = per_fold["compliant"][TRAINED][-1]
@@ -219,17 +211,35 @@ def _kfold(prep: Prepared, config: TrainConfig, *, folds: int, progress: bool,
     result: dict[str, Any] = {"folds": folds, "seed": config.seed, "best_epochs": epochs,
                               "config": {k: v for k, v in vars(config).items()}}
     for section in sections:
-        table = {}
-        for name in ROWS:
-            merged = {key: np.concatenate([o[key] for o in pooled[section][name]])
-                      for key in ("ranks", "prob", "expert_mean", "own_prob")
-                      if all(key in o for o in pooled[section][name])}
-            metrics = summarise(merged)
-            for column in COLUMNS:
-                metrics[f"{column}_std"] = mean_std([f[column] for f in per_fold[section][name]])[1]
-            table[name] = _rounded(metrics)
-        result[section] = table
+        result[section] = {name: _pooled_metrics(pooled[section][name], per_fold[section][name])
+                           for name in ROWS}
     return result
+
+
+def _fold_models(prep: Prepared, config: TrainConfig, k: int, folds: int, trainable: list[str],
+                 test: list[str], zero: FusedModel, progress: bool) -> tuple[dict[str, Any], int]:
+    """The models of fold k, fitted on its trainable photos: (models by row name, best epoch)."""
+    inner_train, inner_val = split_photos(trainable, config.val_photos, config.seed + k)
+    fit = fit_heads(prep, inner_train, inner_val, config, progress=progress,
+                    held_out=set(test), desc=f"fold {k + 1}/{folds}")
+    uncalibrated = copy.deepcopy(fit.model)
+    if config.calibrate:
+        calibrate_on_photos(fit.model, prep, inner_val, config.calibration)
+    baseline = fit_first_approach(prep, trainable, held_out=set(test), seed=config.seed)
+    models = {FIRST_APPROACH: baseline, ZERO_SHOT: zero, TRAINED_UNCALIBRATED: uncalibrated,
+              TRAINED: fit.model}
+    return models, fit.best_epoch
+
+
+def _pooled_metrics(outputs: list[dict[str, np.ndarray]], per_fold: list[dict[str, float]]) -> dict[str, Any]:
+    """Metrics of the folds' outputs pooled, with the standard deviation over folds."""
+    merged = {key: np.concatenate([o[key] for o in outputs])
+              for key in ("ranks", "prob", "expert_mean", "own_prob")
+              if all(key in o for o in outputs)}
+    metrics = summarise(merged)
+    for column in COLUMNS:
+        metrics[f"{column}_std"] = mean_std([f[column] for f in per_fold])[1]
+    return _rounded(metrics)
 
 
 # --- the customer's test half ----------------------------------------------------------------
@@ -237,7 +247,7 @@ def _kfold(prep: Prepared, config: TrainConfig, *, folds: int, progress: bool,
 def model_config_for(artifact_config: dict[str, Any]) -> dict[str, Any]:
     """The model config (configs/*.json) whose image tower the artifact was built on."""
     timm_name = artifact_config["image_tower"]["timm_name"]
-    for name in ("lite0", "lite2"):
+    for name in MODEL_NAMES:
         cfg = model_config(name)
         if cfg["image_tower"]["timm_name"] == timm_name:
             return cfg

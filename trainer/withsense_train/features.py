@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from withsense.model.catalog import TTA_MODES
 from withsense.model.concepts import concept_embeddings
-from withsense.model.runtime import TTA_MODES, image_features, pixel_features
+from withsense.model.runtime import image_features, pixel_features
 from withsense.model.towers import (
     ImageTower,
     TextTower,

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +26,10 @@ from withsense.compliance import (
     threshold_report,
 )
 
+if TYPE_CHECKING:
+    from withsense_train.run import TrainRun
+
+log = logging.getLogger(__name__)
 DEFAULT_MAX_FALSE_BLOCK_RATE = 0.01
 
 
@@ -50,7 +56,7 @@ def write_threshold(artifact_dir: Path, captions_file: Path,
     """Chooses the threshold in the artifact's text space and records it in its config.json
     (`semantic_child_threshold`, with the measurement under `semantic_child_check`)."""
     from withsense.descriptions import read_descriptions
-    from withsense.model.artifact import CONFIG_FILE, load_artifact
+    from withsense.model.artifact import load_artifact
     from withsense.model.towers import TextTower
 
     artifact = load_artifact(artifact_dir)
@@ -62,12 +68,40 @@ def write_threshold(artifact_dir: Path, captions_file: Path,
             return artifact.model.embed_text(tower.encode(texts)).numpy()
 
     report = choose_semantic_threshold(embed, captions, max_false_block_rate)
-    config_path = Path(artifact_dir) / CONFIG_FILE
-    config = json.loads(config_path.read_text())
-    config["semantic_child_threshold"] = report["threshold"]
-    config["semantic_child_check"] = {**report, "captions": str(captions_file.name)}
-    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    record_threshold(artifact_dir, {**report, "captions": str(captions_file.name)})
     return report
+
+
+def record_threshold(artifact_dir: Path, report: dict[str, Any]) -> None:
+    """The threshold in the artifact's config.json, where the gateway reads it."""
+    from withsense.model.artifact import update_config
+
+    update_config(artifact_dir, {"semantic_child_threshold": report["threshold"],
+                                 "semantic_child_check": report})
+
+
+def semantic_stage(run: TrainRun) -> None:
+    """The training stage: the threshold chosen in the trained model's text space on the data
+    set's captions, recorded in config.json and in the model card (``semantic_child_check``).
+    Skipped, with a warning, when the captions do not have both kinds."""
+    from withsense_train.data import CAPTIONS_TXT
+
+    assert run.dataset is not None
+    captions = [caption.text for caption in run.dataset.captions.values()]
+
+    def embed(texts: list[str]) -> np.ndarray:
+        with torch.no_grad():
+            return run.fit.model.embed_text(torch.from_numpy(run.cache.text(texts))).numpy()
+
+    try:
+        report: dict[str, Any] = choose_semantic_threshold(embed, captions)
+    except ValueError as exc:
+        log.warning("semantic child-query threshold not chosen: %s", exc)
+        return
+    has_txt = (run.dataset.root / CAPTIONS_TXT).is_file()
+    report["captions"] = Path(CAPTIONS_TXT).name if has_txt else "train_dataset.csv"
+    record_threshold(run.out, report)
+    run.card["semantic_child_check"] = report
 
 
 def main() -> None:

@@ -1,14 +1,17 @@
-"""The model artifact: a folder with `heads.safetensors`, `config.json` and `model_card.json`.
+"""The model artifact: a folder with `heads.safetensors`, `config.json` and `model_card.json`,
+and any further component files (each listed in `config.json` `files`).
 
 `config.json` records the towers (names, package versions, weight hashes, preprocessing), the
 head dims and the file hashes; loading refuses an artifact whose tower hashes or dims do not
 match what is installed, saying which, because heads trained on other tower features would
-silently give wrong vectors.
+silently give wrong vectors, and one whose listed files are missing or hash otherwise.
+
+Writing: `save_artifact` writes the heads, config and card; `record_files` adds the hashes of
+further files a component wrote into the folder; `update_config` sets top-level config keys.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,10 +49,6 @@ class Artifact:
         return bool(self.config.get("zero_shot", False))
 
 
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def save_artifact(
     model: FusedModel,
     out_dir: Path,
@@ -80,6 +79,43 @@ def save_artifact(
     (out_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     (out_dir / CARD_FILE).write_text(json.dumps(card or {}, indent=2) + "\n")
     return out_dir
+
+
+def update_config(out_dir: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """Sets top-level keys of an artifact's config.json; returns the new config."""
+    path = Path(out_dir) / CONFIG_FILE
+    config = _read_json(path)
+    config.update(values)
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return config
+
+
+def record_files(out_dir: Path, names: list[str]) -> dict[str, str]:
+    """Adds the sha256 of these files (names inside the artifact folder) to config.json `files`,
+    so that loading checks them; returns their hashes."""
+    out_dir = Path(out_dir)
+    hashes = {}
+    for name in names:
+        path = out_dir / name
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing: write a component's file before recording it")
+        hashes[name] = sha256_file.__wrapped__(path)
+    files = _read_json(out_dir / CONFIG_FILE).get("files", {})
+    update_config(out_dir, {"files": {**files, **hashes}})
+    return hashes
+
+
+def _check_files(path: Path, config: dict[str, Any]) -> None:
+    """Every file config.json lists is there and hashes as recorded."""
+    if HEADS_FILE not in config.get("files", {}):
+        raise ArtifactError(f"{path / CONFIG_FILE}: `files` does not list {HEADS_FILE}")
+    for name, expected in config["files"].items():
+        file = path / name
+        if not file.is_file():
+            raise ArtifactError(f"{file} is missing")
+        actual = sha256_file.__wrapped__(file)
+        if expected != actual:
+            raise ArtifactError(f"{file} hashes to {actual[:12]}…, config.json says {expected}")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -122,10 +158,7 @@ def load_artifact(path: Path, *, verify_towers: bool = True) -> Artifact:
     heads_path = path / HEADS_FILE
     if not heads_path.is_file():
         raise ArtifactError(f"{heads_path} is missing")
-    expected = config.get("files", {}).get(HEADS_FILE)
-    actual = sha256_file.__wrapped__(heads_path)
-    if expected != actual:
-        raise ArtifactError(f"{heads_path} hashes to {actual[:12]}…, config.json says {expected}")
+    _check_files(path, config)
     head = HeadConfig(**config["head"])
     if head.text_dim != config["text_tower"].get("dim", head.text_dim):
         raise ArtifactError(

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from withsense.model.catalog import HEAD_TYPES
+
 
 @dataclass(frozen=True)
 class HeadConfig:
@@ -46,7 +48,6 @@ class HeadConfig:
     tta: str = "none"
 
 
-HEAD_TYPES = ("linear", "residual_mlp")
 
 
 def _mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:

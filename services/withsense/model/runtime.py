@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +18,12 @@ from withsense.model.artifact import (
     Artifact,
     load_artifact,
 )
+from withsense.model.catalog import TTA_MODES, model_config
 from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
 from withsense.model.towers import ImageFeatures, ImageTower, TextTower, image_tower_from_config
 
 log = logging.getLogger(__name__)
-TTA_MODES = ("none", "flip")
 
 
 def pixel_features(tower: ImageTower, pixels: torch.Tensor, tta: str = "none") -> ImageFeatures:
@@ -47,12 +45,6 @@ def pixel_features(tower: ImageTower, pixels: torch.Tensor, tta: str = "none") -
 def image_features(tower: ImageTower, images: list[Image.Image], tta: str = "none") -> ImageFeatures:
     """pixel_features of PIL photos (the tower's own preprocessing first)."""
     return pixel_features(tower, tower.preprocess(images), tta)
-
-
-def model_config(name: str = "lite0") -> dict[str, Any]:
-    """A model's JSON config from withsense/model/configs (e.g. 'lite0', 'lite2')."""
-    text = resources.files("withsense.model").joinpath("configs", f"{name}.json").read_text()
-    return json.loads(text)
 
 
 def head_config(config: dict[str, Any]) -> HeadConfig:

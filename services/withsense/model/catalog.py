@@ -1,0 +1,21 @@
+"""The names a model is built from, and the model configs the package ships
+(``withsense/model/configs/<name>.json``). Torch-free, so the CLI and the trainer's config can name
+the choices without loading the model."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+MODEL_NAMES = ("lite0", "lite2")  # model configs: the towers (EfficientNet-Lite0/2 + MiniLM)
+HEAD_TYPES = ("linear", "residual_mlp")  # see fused.py
+TTA_MODES = ("none", "flip")  # test-time augmentation of photos (runtime.pixel_features)
+
+
+def model_config(name: str = "lite0") -> dict[str, Any]:
+    """A model's JSON config from withsense/model/configs (one of MODEL_NAMES)."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model config {name!r}; known: {MODEL_NAMES}")
+    text = resources.files("withsense.model").joinpath("configs", f"{name}.json").read_text()
+    return json.loads(text)
