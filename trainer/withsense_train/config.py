@@ -32,7 +32,7 @@ class TrainConfig:
     """Everything that decides the heads; recorded in the model card. The defaults are the
     configuration chosen by the ablations in docs/model.md."""
 
-    model: str = "lite2"  # model config: withsense/model/configs/<model>.json (lite0, lite2)
+    model: str = "lite2-lite0"  # model config: withsense/model/configs/<model>.json (MODEL_NAMES)
     head: str = "linear"  # linear (identity init) | residual_mlp
     hidden: int = 256  # residual_mlp width
     tta: str = "flip"  # none | flip (mean of the photo's and its mirror image's features)

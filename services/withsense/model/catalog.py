@@ -8,7 +8,9 @@ import json
 from importlib import resources
 from typing import Any
 
-MODEL_NAMES = ("lite0", "lite2")  # model configs: the towers (EfficientNet-Lite0/2 + MiniLM)
+# model configs: the towers (EfficientNet-Lite0/2 + MiniLM; lite2-lite0: both image networks on
+# Lite2's pixels, an ensemble)
+MODEL_NAMES = ("lite0", "lite2", "lite2-lite0")
 HEAD_TYPES = ("linear", "residual_mlp")  # see fused.py
 TTA_MODES = ("none", "flip")  # test-time augmentation of photos (runtime.pixel_features)
 
