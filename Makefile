@@ -3,9 +3,6 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export HF_HUB_OFFLINE := 1
-export TRANSFORMERS_OFFLINE := 1
-export TOKENIZERS_PARALLELISM := false
 
 CHECKOV := $(VENV)/tools/checkov/bin/checkov
 CHECKOV_VERSION ?= 3.3.30
@@ -15,7 +12,7 @@ CHECKOV_VERSION ?= 3.3.30
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,deploy]'
+	$(PY) -m pip install -q -e '.[worker,train,test,deploy]'
 	touch $(STAMP)
 
 # checkov in a virtualenv of its own: it pins networkx<2.7, scikit-image needs networkx>=3.

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_utils import percentiles_ms, unit_vectors
 from withsense.compliance import mentions_child
 from withsense.config import GatewaySettings, WorkerSettings
 from withsense.gateway.server import start_gateway
@@ -34,8 +35,7 @@ def fill_store(path: Path, photos: int, dim: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     store = EdgeStore(path, dim)
     for start in range(0, photos, 1000):
-        vectors = rng.standard_normal((min(1000, photos - start), dim)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = unit_vectors(rng, min(1000, photos - start), dim)
         store.upsert([
             ImageRecord(f"00000000-0000-4000-8000-{start + i:012d}", vector, {
                 "uri": f"photo-{start + i}.jpg", "minor": (start + i) % 10 == 0, "flag_reasons": [],
@@ -46,13 +46,8 @@ def fill_store(path: Path, photos: int, dim: int, seed: int = 0) -> None:
     store.close()
 
 
-def percentiles(samples_ms: list[float]) -> tuple[float, float, float]:
-    p50, p95, p99 = np.percentile(samples_ms, [50, 95, 99])
-    return float(p50), float(p95), float(p99)
-
-
 def time_parts(runtime: ModelRuntime, store, queries: list[str], rounds: int) -> list[float]:
-    """Per query: embed + store search + score, in process, milliseconds."""
+    """Per query: embed + store search + score, in process, seconds."""
     samples = []
     for i in range(rounds):
         started = time.perf_counter()
@@ -60,7 +55,7 @@ def time_parts(runtime: ModelRuntime, store, queries: list[str], rounds: int) ->
         hits = store.search(query, TOP_K * OVERSAMPLE, exclude_minor=False, with_vectors=True)
         candidates = np.stack([hit.vector for hit in hits])
         runtime.score(query[None, :], candidates, np.array([0, len(candidates)]))
-        samples.append((time.perf_counter() - started) * 1000)
+        samples.append(time.perf_counter() - started)
     return samples
 
 
@@ -79,7 +74,7 @@ async def main(args) -> None:
         try:
             for _ in range(args.repeats):
                 parts = await asyncio.to_thread(time_parts, runtime, gateway.engine.store, queries, 60)
-                rows["parts"].append(percentiles(parts))
+                rows["parts"].append(tuple(percentiles_ms(parts)))
                 for name, concurrency in [("c1", 1), ("c16", 16)]:
                     report = await run_loadtest_async(
                         gateway.address, qps=None, concurrency=concurrency, duration_s=args.duration,

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import io
 import os
-import statistics
 import sys
 import threading
 import time
@@ -38,14 +37,11 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import grpc
+import numpy as np
+import torch
+from bench_utils import interleaved, load_note, matmul_flops_per_second
+from PIL import Image
 
 CAPTIONS = [
     "A man is crossing a mountain pass on a metal bridge",
@@ -60,24 +56,6 @@ CAPTIONS = [
 PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "camera", "hubble_deep_field", "horse",
           "immunohistochemistry")
 BATCHES = (1, 8, 32)
-
-
-def median_ms(samples: list[float]) -> float:
-    return 1000 * statistics.median(samples)
-
-
-def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median ms of each function, run in turn (A B C A B C ...) after a warm-up."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            started = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - started)
-    return {name: median_ms(values) for name, values in samples.items()}
 
 
 def jpeg(array: np.ndarray | Image.Image, quality: int = 90) -> bytes:
@@ -310,12 +288,6 @@ def flops_per_image(model: torch.nn.Module, size: int) -> float:
     return float(counter.get_total_flops())
 
 
-def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    ms = interleaved({"mm": lambda: a @ b}, repeats, warmup=2)["mm"]
-    return 2 * n**3 / (ms / 1000)
-
-
 def bench_jpeg_decode(runtime: Any, repeats: int) -> dict[str, float]:
     from skimage import data
     from withsense.config import WorkerSettings
@@ -406,7 +378,7 @@ def main() -> None:
     print(f"| draft (DCT scale, sides >= 512) | {decode['draft']:.1f} | "
           f"{decode['full'] / decode['draft']:.2f}x |")
     print(f"\nCosine between the two photos' vectors: {decode['cosine']:.4f}.")
-    print(f"\n(total {time.perf_counter() - began:.0f} s, load average {os.getloadavg()[0]:.1f})")
+    print(f"\n(total {time.perf_counter() - began:.0f} s, {load_note()})")
 
 
 if __name__ == "__main__":

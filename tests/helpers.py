@@ -4,13 +4,20 @@ tests can talk to them with plain synchronous gRPC clients over 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 T = TypeVar("T")
+
+# The customer's data set (tests that need it skip when it is absent). WITHSENSE_SHARED_DATA
+# points elsewhere, e.g. from a git worktree that is not a sibling of shared/.
+SHARED_DATA = Path(os.environ.get("WITHSENSE_SHARED_DATA",
+                                  Path(__file__).resolve().parents[2] / "shared" / "data" / "withsense"))
 
 
 class BackgroundLoop:

@@ -1,7 +1,6 @@
 # syntax=docker/dockerfile:1.7
-# With Sense gateway (SearchService). It runs no model, but torch is a hard dependency of the
-# one `withsense` distribution, so the CPU wheel is installed to keep the image as small as that
-# allows (a `worker` extra in pyproject.toml would let the gateway drop torch altogether).
+# With Sense gateway (SearchService). It runs no model: the base install (no `worker` extra)
+# has no torch.
 # The image also carries the client commands (`withsense index`, `withsense search`) and
 # qdrant-client, so the indexing and collection Jobs use it too. Build from the repository root:
 #   docker build -f deploy/docker/gateway.Dockerfile -t withsense/gateway:0.1.0 .
@@ -12,8 +11,6 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.14.1 torchvision==0.29.1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services/ services/
@@ -29,8 +26,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
-    HF_HUB_OFFLINE=1 \
-    TRANSFORMERS_OFFLINE=1 \
     WITHSENSE_DATA_DIR=/var/lib/withsense \
     WITHSENSE_HOST=0.0.0.0 \
     WITHSENSE_PORT=50051 \

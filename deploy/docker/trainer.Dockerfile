@@ -17,7 +17,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services/ services/
 COPY trainer/ trainer/
-RUN pip install .
+# This folder with its `train` extra (pyproject.toml pins what it needs); hadolint
+# takes the local path for an unpinned index package.
+# hadolint ignore=DL3013
+RUN pip install '.[train]'
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 withsense \

@@ -12,14 +12,17 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=igno
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # torch and torchvision first, from the CPU index, at the versions pyproject.toml pins
-# (tests/deploy/test_docker.py checks they agree); `pip install .` then finds them satisfied.
+# (tests/deploy/test_docker.py checks they agree); `pip install '.[worker]'` then finds them satisfied.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install --index-url "${TORCH_INDEX_URL}" torch==2.14.1 torchvision==0.29.1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services/ services/
 COPY trainer/ trainer/
-RUN pip install .
+# This folder with its `worker` extra (pyproject.toml pins what it needs); hadolint
+# takes the local path for an unpinned index package.
+# hadolint ignore=DL3013
+RUN pip install '.[worker]'
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 withsense \

@@ -18,7 +18,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY services/ services/
 COPY trainer/ trainer/
-RUN pip install .
+# This folder with its `worker` extra (pyproject.toml pins what it needs); hadolint
+# takes the local path for an unpinned index package.
+# hadolint ignore=DL3013
+RUN pip install '.[worker]'
 
 FROM ${PYTHON_IMAGE}
 # Triton compiles a small C launcher for each kernel signature at first use, so the image needs

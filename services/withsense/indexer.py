@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-
 from withsense.v1 import search_pb2 as pb
 from withsense.v1 import search_pb2_grpc as pb_grpc
 
@@ -70,16 +68,3 @@ async def index_folder(
     report.indexed, report.unchanged, report.flagged = reply.indexed, reply.unchanged, reply.flagged
     report.failures += [(f.uri, f.reason) for f in reply.failures]
     return report
-
-
-def bearer(api_key: str | None) -> tuple:
-    return (("authorization", f"Bearer {api_key}"),) if api_key else ()
-
-
-def client_channel(target: str, tls_ca: Path | None = None) -> grpc.aio.Channel:
-    options = [("grpc.max_send_message_length", 64 * 1024 * 1024),
-               ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    if tls_ca is not None:
-        credentials = grpc.ssl_channel_credentials(Path(tls_ca).read_bytes())
-        return grpc.aio.secure_channel(target, credentials, options=options)
-    return grpc.aio.insecure_channel(target, options=options)

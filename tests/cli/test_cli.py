@@ -12,7 +12,7 @@ from withsense.config.gateway import DISCLAIMER
 from withsense.gallery import GALLERY
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
+ENV = {**os.environ, "COLUMNS": "120"}
 
 
 def withsense(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -38,11 +38,6 @@ def test_flag_image_adults_only() -> None:
     assert flag_image([]) == ImageFlags(False, ())
 
 
-def test_flags_merge() -> None:
-    merged = flag_image(["a man"]).merged(ImageFlags(True, ("detector: face age < 16",)))
-    assert merged == ImageFlags(True, ("detector: face age < 16",))
-
-
 def test_iso_list_is_complete() -> None:
     assert len(ISO_3166_ALPHA2) == 249
     assert {"DE", "FR", "GB", "US", "RU", "AQ", "SS", "BQ"} <= ISO_3166_ALPHA2

@@ -93,11 +93,11 @@ def test_base_images_are_pinned_and_the_image_runs_as_non_root(dockerfile: Path)
 def test_torch_pins_match_pyproject(dockerfile: Path) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     pins: dict[str, str] = {}
-    for dep in project["project"]["dependencies"]:
+    for dep in project["project"]["optional-dependencies"]["worker"]:
         match = re.match(r"(torch|torchvision)==(\S+)", dep)
         if match:
             pins[match.group(1)] = match.group(2)
-    assert set(pins) == {"torch", "torchvision"}, "pyproject.toml no longer pins torch"
+    assert set(pins) == {"torch", "torchvision"}, "pyproject.toml's worker extra no longer pins torch"
     text = dockerfile.read_text()
     for package, version in re.findall(r"\b(torch|torchvision)==(\S+)", text):
         assert pins.get(package) == version, f"{dockerfile.name}: {package}=={version} vs {pins}"
@@ -212,3 +212,14 @@ def test_compose_gpu_override_uses_the_cuda_worker() -> None:
     assert worker["build"]["dockerfile"].endswith("worker-cuda.Dockerfile")
     (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+
+
+def test_the_gateway_image_installs_no_torch() -> None:
+    """The gateway runs no model: the base install (no `worker` extra) keeps torch out."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    model_packages = ("torch", "torchvision", "timm", "sentence-transformers", "onnxruntime")
+    base = [re.split(r"[<>=\[ ;]", dep)[0] for dep in project["dependencies"]]
+    assert not set(base) & set(model_packages), base
+    gateway = next(d for d in DOCKERFILES if d.name == "gateway.Dockerfile").read_text()
+    installs = [line for line in gateway.splitlines() if "pip install" in line]
+    assert installs == ["RUN pip install ."], installs

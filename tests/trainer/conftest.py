@@ -4,16 +4,10 @@ folder (.pytest_cache), so later runs skip the towers entirely."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "withsense"
 SYNTHETIC_IMAGES = 80
 SYNTHETIC_TEST_IMAGES = 20
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from withsense_train.data import DatasetError, ExpertJudgment, load_dataset, parse_query_id
 
-from tests.trainer.conftest import SHARED_DATA, SYNTHETIC_IMAGES, SYNTHETIC_TEST_IMAGES
+from tests.helpers import SHARED_DATA
+from tests.trainer.conftest import SYNTHETIC_IMAGES, SYNTHETIC_TEST_IMAGES
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from withsense_train.data import load_dataset
 from withsense_train.filtering import legal_filter
 
-from tests.trainer.conftest import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 
 def child(text: str) -> bool:

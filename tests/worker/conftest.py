@@ -9,21 +9,15 @@ encoded as JPEG bytes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import pytest
+from withsense.config import WorkerSettings
+from withsense.v1 import inference_pb2_grpc
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from withsense.config import WorkerSettings  # noqa: E402
-from withsense.v1 import inference_pb2_grpc  # noqa: E402
-
-from tests.worker.helpers import OTHER_PHOTOS, PHOTO_QUERIES, jpeg_bytes  # noqa: E402
+from tests.worker.helpers import OTHER_PHOTOS, PHOTO_QUERIES, jpeg_bytes
 
 # Loopback, ephemeral port, no warm-up (the session runtime is warm), short batching wait.
 TEST_WORKER_SETTINGS: dict[str, Any] = {

@@ -71,13 +71,6 @@ async def test_jpeg_draft_keeps_the_vector(stub, worker_runtime):
     assert cosine > 0.99, cosine
 
 
-def test_parse_embed_images_gives_the_tower_input(worker_runtime, photos):
-    request = pb.EmbedImagesRequest(images=[photos["chelsea"], photos["coffee"]])
-    pixels = protocol.parse_embed_images(request, WorkerSettings(), worker_runtime.preprocess_image)
-    side = worker_runtime.image_tower.image_size  # 224 for Lite0, 260 for Lite2
-    assert pixels.shape == (2, 3, side, side) and pixels.dtype == torch.float32
-
-
 def test_numpy_preprocessing_is_bitwise_timms(worker_runtime, photos):
     tower = worker_runtime.image_tower
     for data_ in photos.values():

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc
-from withsense.worker.serving import DynamicBatcher, Metrics
+from withsense.worker.batching import DynamicBatcher
+from withsense.worker.metrics import Metrics
 
 from tests.worker.helpers import vectors_of
 
@@ -83,11 +84,11 @@ async def test_batcher_respects_max_batch_size_and_never_splits_a_request(model_
     )
     await batcher.close()
     assert [r.value for r in results] == [[2 * x for x in range(n)] for n in sizes]
-    for batch in calls:
-        assert sum(batch) <= 4 or len(batch) == 1  # a 6-item request runs alone
-    assert sorted(n for batch in calls for n in batch) == sorted(sizes)
-    for result in results:
-        assert result.batch_size >= len(result.value)
+    # All six queued before the first batch: merged in order up to 4 items, the 6-item request
+    # alone (never split), the last one in a batch of its own.
+    assert calls == [[1, 3], [2, 2], [6], [1]]
+    assert [(r.batch_size, r.batch_requests) for r in results] == [
+        (4, 2), (4, 2), (4, 2), (4, 2), (6, 1), (1, 1)]
 
 
 async def test_batcher_max_wait_zero_runs_at_once(model_thread):
@@ -103,9 +104,10 @@ async def test_batcher_max_cost_bounds_a_batch(model_thread):
     calls: list[list[int]] = []
     batcher = DynamicBatcher("t", doubler(calls), executor=model_thread, max_batch_size=100,
                              max_cost=10, max_wait_s=0.05)
-    await asyncio.gather(*(batcher.submit([i], 1, cost=4) for i in range(5)))
+    results = await asyncio.gather(*(batcher.submit([i], 1, cost=4) for i in range(5)))
     await batcher.close()
-    assert all(len(batch) <= 2 for batch in calls)  # 3 x 4 > 10
+    assert [r.value for r in results] == [[0], [2], [4], [6], [8]]
+    assert calls == [[1, 1], [1, 1], [1]]  # merged two at a time: 3 x 4 > 10
 
 
 async def test_batcher_drops_cancelled_requests_and_reports_errors(model_thread):
@@ -130,7 +132,7 @@ async def test_batcher_drops_cancelled_requests_and_reports_errors(model_thread)
 
 
 async def test_batcher_close_runs_what_is_queued_then_refuses(model_thread):
-    from withsense.worker.serving import WorkerUnavailable
+    from withsense.worker.batching import WorkerUnavailable
 
     calls: list[list[int]] = []
     batcher = DynamicBatcher("t", doubler(calls), executor=model_thread, max_batch_size=8,

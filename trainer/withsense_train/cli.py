@@ -214,11 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m withsense_train.cli train|evaluate ...`` (the same as ``withsense ...``)."""
     parser = argparse.ArgumentParser(prog="python -m withsense_train.cli")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_train_arguments(sub.add_parser("train", help="train and export a model artifact"))
-    add_evaluate_arguments(sub.add_parser("evaluate", help="retrieval and calibration metrics"))
+    train = sub.add_parser("train", help="train and export a model artifact")
+    add_train_arguments(train)
+    train.set_defaults(func=train_command)
+    evaluate = sub.add_parser("evaluate", help="retrieval and calibration metrics")
+    add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(func=evaluate_command)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    return train_command(args) if args.command == "train" else evaluate_command(args)
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

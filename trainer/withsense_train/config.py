@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from withsense.model.catalog import HEAD_TYPES, MODEL_NAMES, TTA_MODES, model_config
+from withsense.model.catalog import DEFAULT_MODEL, HEAD_TYPES, MODEL_NAMES, TTA_MODES, model_config
 
 PROMPT_ENSEMBLE = [
     "a photo of a {}.", "a photo of the {}.", "a close-up photo of a {}.",
@@ -32,7 +32,7 @@ class TrainConfig:
     """Everything that decides the heads; recorded in the model card. The defaults are the
     configuration chosen by the ablations in docs/model.md."""
 
-    model: str = "lite2-lite0"  # model config: withsense/model/configs/<model>.json (MODEL_NAMES)
+    model: str = DEFAULT_MODEL  # model config: withsense/model/configs/<model>.json (MODEL_NAMES)
     head: str = "linear"  # linear (identity init) | residual_mlp
     hidden: int = 256  # residual_mlp width
     tta: str = "flip"  # none | flip (mean of the photo's and its mirror image's features)

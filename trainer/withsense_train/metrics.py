@@ -23,7 +23,6 @@ import numpy as np
 
 GALLERY = 100
 KS = (1, 5, 10)
-CLIPSCORE_TAU_C = 0.512  # CLIPScore on Flickr8K-Expert (Hessel et al. 2021), tau-c x 100 = 51.2
 
 
 def query_ranks(scores: np.ndarray, positive: np.ndarray, *, gallery: int = GALLERY,

@@ -1,19 +1,42 @@
 """`withsense`: one command, a subcommand per job. Every subcommand has --help; those that print
-results have --json. Configuration comes from WITHSENSE_* variables; flags override them."""
+results have --json. Configuration comes from WITHSENSE_* variables; flags override them.
+
+Building the parser imports no model code: each subcommand names its handler as
+"module:function", imported only when that subcommand runs (`withsense --help` stays fast, and
+`withsense search` never loads torch)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 DEFAULT_TARGET = "127.0.0.1:50051"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _lazy(target: str) -> Handler:
+    """The handler "module:function", imported when it is called."""
+    module, _, name = target.partition(":")
+
+    def run(args: argparse.Namespace) -> int:
+        return int(getattr(importlib.import_module(module), name)(args) or 0)
+
+    run.__qualname__ = target
+    return run
+
+
+def _log_level(value: str) -> str:
+    level = value.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
 
 
 def _client_flags(parser: argparse.ArgumentParser) -> None:
@@ -28,23 +51,22 @@ def _client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for other programs")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="withsense", description=__doc__)
-    parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING (default)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_demo(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="start worker + gateway, index a gallery, run sample queries")
     demo.add_argument("--images", type=Path, help="index this folder instead of the built-in gallery")
     demo.add_argument("--descriptions", type=Path,
                       help="CSV image,description or Flickr captions.txt for --images")
     demo.add_argument("--query", action="append", help="a query to run (repeatable)")
     demo.add_argument("--region", default="", help="ISO 3166 region of the sample queries")
-    demo.add_argument("--top-k", type=int, default=3)
+    demo.add_argument("--top-k", type=int, default=3, help="hits per query (default %(default)s)")
     demo.add_argument("--data-dir", type=Path, help="store folder (default: a temporary one)")
     demo.add_argument("--serve", action="store_true", help="keep serving after the queries")
     demo.add_argument("--port", type=int, default=50051, help="gateway port with --serve")
-    demo.add_argument("--json", action="store_true")
+    demo.add_argument("--json", action="store_true", help="print the index report and hits as JSON")
+    demo.set_defaults(func=_lazy("withsense.cli.demo:cmd_demo"))
 
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser("serve", help="run the services")
     serve.add_argument("role", choices=["worker", "gateway", "all"])
     serve.add_argument("--host", help="listen address (WITHSENSE_HOST / WITHSENSE_WORKER_HOST)")
@@ -53,65 +75,70 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help="store folder (WITHSENSE_DATA_DIR)")
     serve.add_argument("--model-dir", type=Path, help="model artifact (WITHSENSE_MODEL_DIR)")
     serve.add_argument("--worker-address", help="gateway -> worker HOST:PORT")
+    serve.set_defaults(func=_lazy("withsense.cli.serve:cmd_serve"))
 
+
+def _add_client_commands(sub: argparse._SubParsersAction) -> None:
     index = sub.add_parser("index", help="index a folder of photos through the gateway")
     index.add_argument("folder", type=Path)
     index.add_argument("--descriptions", type=Path,
                        help="CSV image,description (several rows per photo allowed)")
     _client_flags(index)
+    index.set_defaults(func=_lazy("withsense.cli.client:cmd_index"))
 
     search = sub.add_parser("search", help="search the gateway")
     search.add_argument("query")
-    search.add_argument("--top-k", type=int, default=10)
+    search.add_argument("--top-k", type=int, default=10, help="most hits (default %(default)s)")
     search.add_argument("--region", default="", help="ISO 3166-1 alpha-2 code, e.g. DE")
-    search.add_argument("--min-score", type=float, default=0.0)
+    search.add_argument("--min-score", type=float, default=0.0,
+                        help="leave out hits whose match probability is lower (default %(default)s)")
     search.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                         help="exact-match payload filter (repeatable)")
     _client_flags(search)
+    search.set_defaults(func=_lazy("withsense.cli.client:cmd_search"))
 
     stats = sub.add_parser("stats", help="what the gateway holds")
     _client_flags(stats)
-
-    _add_trainer_commands(sub)
-    _add_loadtest_command(sub)
-    return parser
+    stats.set_defaults(func=_lazy("withsense.cli.client:cmd_stats"))
 
 
-def _add_trainer_commands(sub) -> None:
-    from withsense_train import cli as train_cli
+def _add_trainer_commands(sub: argparse._SubParsersAction) -> None:
+    from withsense_train import cli as train_cli  # torch-free: the parser only needs TrainConfig
 
     train = sub.add_parser("train", help="train and export a model artifact")
     train_cli.add_train_arguments(train)
+    train.set_defaults(func=_lazy("withsense_train.cli:train_command"))
     evaluate = sub.add_parser("evaluate", help="retrieval and calibration metrics on a data set")
     train_cli.add_evaluate_arguments(evaluate)
+    evaluate.set_defaults(func=_lazy("withsense_train.cli:evaluate_command"))
 
 
-def _add_loadtest_command(sub) -> None:
+def _add_loadtest(sub: argparse._SubParsersAction) -> None:
+    from withsense.loadtest.cli import add_arguments
+
     loadtest = sub.add_parser("loadtest", help="load test of the gateway's Search")
-    loadtest.add_argument("--target", default=DEFAULT_TARGET)
-    rate = loadtest.add_mutually_exclusive_group()
-    rate.add_argument("--qps", type=float, help="open loop: fixed arrival rate")
-    rate.add_argument("--concurrency", type=int, help="closed loop: N clients")
-    loadtest.add_argument("--duration", type=float, default=10.0, help="seconds (default 10)")
-    loadtest.add_argument("--queries", type=Path, help="one query a line (default: shipped list)")
-    loadtest.add_argument("--top-k", type=int, default=10)
-    loadtest.add_argument("--region", default="")
-    loadtest.add_argument("--api-key", default=os.environ.get("WITHSENSE_API_KEY"))
-    loadtest.add_argument("--timeout", type=float, default=5.0, help="per-request deadline, s")
-    loadtest.add_argument("--json", action="store_true")
+    add_arguments(loadtest)
+    loadtest.set_defaults(func=_lazy("withsense.loadtest.cli:run"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="withsense", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log-level", default="WARNING", type=_log_level,
+                        help=f"{', '.join(LOG_LEVELS)} (default %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_demo(sub)
+    _add_serve(sub)
+    _add_client_commands(sub)
+    _add_trainer_commands(sub)
+    _add_loadtest(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from withsense.cli import commands
-
-    if getattr(args, "api_key_file", None) is not None:
-        args.api_key = args.api_key_file.read_text().strip()
-    handler = getattr(commands, f"cmd_{args.command}")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return int(handler(args) or 0)
+        return int(args.func(args))
     except KeyboardInterrupt:
         return 130
 

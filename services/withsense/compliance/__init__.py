@@ -11,7 +11,7 @@ restricted region, and no query about children is answered there.
 """
 
 from withsense.compliance.audit import AUDIT_LOGGER, audit_log, audit_record, query_hash
-from withsense.compliance.flags import NOT_FLAGGED, ImageFlags, flag_image
+from withsense.compliance.flags import ImageFlags, flag_image
 from withsense.compliance.mentions import child_mentions, mentions_child
 from withsense.compliance.policy import ALLOWED, PolicyDecision, QueryPolicy
 from withsense.compliance.regions import ISO_3166_ALPHA2, RegionRules, normalise_region
@@ -30,7 +30,6 @@ __all__ = [
     "CHILD_PROTOTYPE_TEXTS",
     "DISCLAIMER",
     "ISO_3166_ALPHA2",
-    "NOT_FLAGGED",
     "ImageFlags",
     "PolicyDecision",
     "QueryPolicy",

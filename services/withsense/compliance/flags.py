@@ -16,14 +16,6 @@ class ImageFlags:
     minor: bool = False
     reasons: tuple[str, ...] = ()
 
-    def merged(self, other: ImageFlags) -> ImageFlags:
-        """Both sets of findings (e.g. descriptions plus an optional detector)."""
-        reasons = tuple(dict.fromkeys(self.reasons + other.reasons))
-        return ImageFlags(minor=self.minor or other.minor, reasons=reasons)
-
-
-NOT_FLAGGED = ImageFlags()
-
 
 def flag_image(descriptions: Iterable[str]) -> ImageFlags:
     """Flag a photo ``minor`` if any of its descriptions mentions a child.

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from withsense.config.defaults import DEFAULT_COLLECTION
+
 DISCLAIMER = "This image is unavailable in your country in compliance with local laws."
 
 
@@ -32,7 +34,7 @@ class GatewaySettings(BaseSettings):
         default="", description="Qdrant server URL; empty: the embedded Qdrant Edge store."
     )
     qdrant_api_key: str = Field(default="", description="API key of the Qdrant server.")
-    qdrant_collection: str = Field(default="withsense_images", description="Collection name.")
+    qdrant_collection: str = Field(default=DEFAULT_COLLECTION, description="Collection name.")
     restricted_regions: Annotated[list[str], NoDecode] = Field(
         default=["*"],
         description="ISO 3166 codes where flagged photos are withheld; '*' means everywhere.",

@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from withsense.config.defaults import MAX_MESSAGE_MB
+from withsense.model.catalog import DEFAULT_IMAGE_BACKEND
+
 
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WITHSENSE_WORKER_", extra="ignore")
@@ -20,8 +23,8 @@ class WorkerSettings(BaseSettings):
         default=0.0, ge=0, le=1000,
         description="How long the batcher waits for more requests before running a batch. 0: "
         "no wait; requests that arrive while the model is busy still run together as the next "
-        "batch. Measured here: 5 ms added ~10 ms to every search (two worker calls) at low load "
-        "(benchmarks/bench_gateway.py).",
+        "batch. A wait is paid twice per search (two worker calls) at low load: see "
+        "docs/benchmarks.md, Gateway.",
     )
     max_texts: int = Field(default=256, ge=1, description="Most texts in one EmbedText call.")
     max_text_chars: int = Field(default=2000, ge=1, description="Longest accepted text.")
@@ -37,10 +40,10 @@ class WorkerSettings(BaseSettings):
     max_score_candidates: int = Field(
         default=20_000, ge=1,
         description="Most candidates over all queries of one Score call (20k x 384 floats "
-        "fit the 64 MiB message limit).",
+        "fit the gRPC message limit, config.defaults.MAX_MESSAGE_MB).",
     )
     max_message_mb: int = Field(
-        default=64, ge=1, le=1024, description="gRPC send/receive message limit, MiB."
+        default=MAX_MESSAGE_MB, ge=1, le=1024, description="gRPC send/receive message limit, MiB."
     )
     grace_seconds: float = Field(
         default=10.0, ge=0, description="On shutdown, how long requests in flight may finish."
@@ -53,14 +56,15 @@ class WorkerSettings(BaseSettings):
     jpeg_draft: bool = Field(
         default=True,
         description="Decode large JPEGs at a reduced DCT scale (still at least twice the tower's "
-        "input size): a 24-megapixel photo decodes ~6x faster, its vector unchanged (cosine 1.0000).",
+        "input size): large photos decode several times faster with the same vector (see "
+        "docs/benchmarks.md, Worker).",
     )
     decode_threads: int = Field(
         default=2, ge=1, le=64,
         description="Threads that decode and preprocess photos (the model runs in one other thread).",
     )
     image_backend: Literal["auto", "onnx", "torch"] = Field(
-        default="auto",
+        default=DEFAULT_IMAGE_BACKEND,
         description="Image tower runtime: ONNX Runtime on the CPU ('onnx'), eager torch ('torch'), "
         "or 'auto' (ONNX Runtime on the CPU when installed, torch on CUDA).",
     )

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 
 from withsense.config import GatewaySettings
 from withsense.gateway.errors import InvalidArgument
+from withsense.store.base import REQUIRED_PAYLOAD_KEYS
 from withsense.v1 import search_pb2 as pb
 
 FILTER_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-# Payload fields the gateway owns: clients may not set or filter on them.
-RESERVED_FIELDS = frozenset({"uri", "minor", "flag_reasons", "descriptions", "content_hash"})
+# Payload fields the gateway owns (every record's required keys): clients may not set or filter
+# on them.
+RESERVED_FIELDS = frozenset(REQUIRED_PAYLOAD_KEYS)
 MAX_DESCRIPTIONS = 50
 MAX_DESCRIPTION_CHARS = 2000
 MAX_URI_CHARS = 1024

@@ -9,6 +9,7 @@ import grpc
 from prometheus_client import start_http_server
 
 from withsense.config import GatewaySettings
+from withsense.config.defaults import MAX_MESSAGE_MB
 from withsense.gateway.auth import ApiKeyInterceptor, load_api_keys
 from withsense.gateway.compliance_gate import ComplianceGate
 from withsense.gateway.servicer import SearchServicer
@@ -54,7 +55,7 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     worker = WorkerClient(settings.worker_address, settings.worker_timeout_s)
     engine = SearchEngine(settings, store, worker, gate)
     server = grpc.aio.server(interceptors=[ApiKeyInterceptor(keys)] if keys else [],
-                             options=server_options(max_message_mb=64))
+                             options=server_options(max_message_mb=MAX_MESSAGE_MB))
     search_pb2_grpc.add_SearchServiceServicer_to_server(SearchServicer(engine), server)
     health = add_health_and_reflection(server, [SERVICE])
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 
+from withsense.channel import message_options
 from withsense.gateway.errors import DeadlineExceeded, GatewayError, InvalidArgument, Unavailable
 from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc as pb_grpc
@@ -19,8 +20,7 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    *message_options(),
 ]
 
 

@@ -6,28 +6,27 @@ closed-loop (N concurrent workers) runs of SearchService.Search with latency per
                           queries=load_queries())
     print(render_table(report))
 
-Also `python -m withsense.loadtest --help` (and, wired by the CLI, `withsense loadtest`).
+Also `python -m withsense.loadtest --help`, the same command line as `withsense loadtest`
+(``withsense.loadtest.cli``).
 """
 
-from withsense.loadtest.engine import (
-    load_queries,
-    open_loop_schedule,
-    run_closed_loop,
-    run_loadtest,
-    run_loadtest_async,
-    run_open_loop,
-)
-from withsense.loadtest.report import PERCENTILES, LoadReport, percentile, render_table
+from __future__ import annotations
 
-__all__ = [
-    "PERCENTILES",
-    "LoadReport",
-    "load_queries",
-    "open_loop_schedule",
-    "percentile",
-    "render_table",
-    "run_closed_loop",
-    "run_loadtest",
-    "run_loadtest_async",
-    "run_open_loop",
-]
+import importlib
+from typing import Any
+
+# Exported lazily (PEP 562): `withsense loadtest --help` builds its parser from
+# withsense.loadtest.cli without importing grpc and the engine.
+_EXPORTS = {
+    "load_queries": "engine", "open_loop_schedule": "engine", "run_closed_loop": "engine",
+    "run_loadtest": "engine", "run_loadtest_async": "engine", "run_open_loop": "engine",
+    "PERCENTILES": "report", "LoadReport": "report", "percentile": "report",
+    "render_table": "report",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"withsense.loadtest.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,11 +11,16 @@ from typing import Any
 # model configs: the towers (EfficientNet-Lite0/2 + MiniLM; lite2-lite0: both image networks on
 # Lite2's pixels, an ensemble)
 MODEL_NAMES = ("lite0", "lite2", "lite2-lite0")
+DEFAULT_MODEL = "lite2-lite0"  # the towers of the shipped artifact (and of a zero-shot fallback)
 HEAD_TYPES = ("linear", "residual_mlp")  # see fused.py
 TTA_MODES = ("none", "flip")  # test-time augmentation of photos (runtime.pixel_features)
+# How the image tower runs (towers.ImageTower): eager torch, ONNX Runtime on the CPU, or "auto"
+# (ONNX Runtime on the CPU when installed, else torch; torch on CUDA), which serving uses.
+IMAGE_BACKENDS = ("torch", "onnx", "auto")
+DEFAULT_IMAGE_BACKEND = "auto"
 
 
-def model_config(name: str = "lite0") -> dict[str, Any]:
+def model_config(name: str = DEFAULT_MODEL) -> dict[str, Any]:
     """A model's JSON config from withsense/model/configs (one of MODEL_NAMES)."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model config {name!r}; known: {MODEL_NAMES}")

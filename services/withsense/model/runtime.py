@@ -18,7 +18,7 @@ from withsense.model.artifact import (
     Artifact,
     load_artifact,
 )
-from withsense.model.catalog import TTA_MODES, model_config
+from withsense.model.catalog import DEFAULT_IMAGE_BACKEND, DEFAULT_MODEL, TTA_MODES, model_config
 from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
 from withsense.model.towers import ImageFeatures, ImageTower, TextTower, image_tower_from_config
@@ -60,7 +60,7 @@ def head_config(config: dict[str, Any]) -> HeadConfig:
 
 
 def zero_shot_artifact(
-    config_name: str = "lite0", *, image_tower: ImageTower | None = None,
+    config_name: str = DEFAULT_MODEL, *, image_tower: ImageTower | None = None,
     text_tower: TextTower | None = None,
 ) -> Artifact:
     """The untrained model, which equals the zero-shot ConSE model exactly."""
@@ -95,7 +95,7 @@ class ModelRuntime:
 
     def __init__(
         self, model_dir: Path | None = None, *, device: str | None = None,
-        image_backend: str = "torch",
+        image_backend: str = DEFAULT_IMAGE_BACKEND,
     ) -> None:
         """image_backend: "torch" (eager), "onnx" (ONNX Runtime, CPU only) or "auto" (ONNX
         Runtime on the CPU when installed, else torch; always torch on CUDA)."""

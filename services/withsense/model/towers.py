@@ -13,7 +13,6 @@ import hashlib
 import importlib
 import importlib.util
 import logging
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -24,10 +23,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from withsense.model.catalog import IMAGE_BACKENDS
+
 log = logging.getLogger(__name__)
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # Package name -> (module, callable returning the weights path).
 _IMAGE_WEIGHTS = {
@@ -126,7 +125,6 @@ def load_timm_efficientnet(timm_name: str, weights: Path) -> torch.nn.Module:
     return model.eval()
 
 
-IMAGE_BACKENDS = ("torch", "onnx", "auto")
 
 
 def _split_transform(transform: Any) -> tuple[list[Any] | None, np.ndarray, np.ndarray]:

@@ -13,7 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from withsense.config.defaults import DEFAULT_COLLECTION
+
 from .base import (
+    PAYLOAD_INDEXES,
     POINT_ID_NAMESPACE,
     REQUIRED_PAYLOAD_KEYS,
     VECTOR_NAME,
@@ -28,7 +31,6 @@ from .edge import EdgeStore
 if TYPE_CHECKING:
     from .client import QdrantClientStore
 
-DEFAULT_COLLECTION = "withsense_images"
 
 
 def open_store(
@@ -59,6 +61,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_COLLECTION",
+    "PAYLOAD_INDEXES",
     "POINT_ID_NAMESPACE",
     "REQUIRED_PAYLOAD_KEYS",
     "VECTOR_NAME",

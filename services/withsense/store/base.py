@@ -28,6 +28,10 @@ REQUIRED_PAYLOAD_KEYS: tuple[str, ...] = (
     "content_hash",
 )
 
+#: Payload indexes of every store, by field, as Qdrant schema type names: `minor` serves the
+#: compliance filter, `uri` finds the photos to delete.
+PAYLOAD_INDEXES: dict[str, str] = {"minor": "bool", "uri": "keyword"}
+
 #: Namespace of the uuid5 point ids. Fixed forever: changing it re-keys every stored image.
 POINT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://withsense.example/image-content")
 

@@ -18,6 +18,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from .base import (
+    PAYLOAD_INDEXES,
     VECTOR_NAME,
     ImageRecord,
     StoreError,
@@ -35,7 +36,7 @@ from .base import (
 
 _BATCH = 256
 _MINOR_IS_TRUE = models.FieldCondition(key="minor", match=models.MatchValue(value=True))
-_INDEXES = {"minor": models.PayloadSchemaType.BOOL, "uri": models.PayloadSchemaType.KEYWORD}
+_INDEXES = {field: models.PayloadSchemaType(kind) for field, kind in PAYLOAD_INDEXES.items()}
 
 
 class QdrantClientStore:

@@ -20,7 +20,7 @@ Quirks of `qdrant-edge-py` 0.9 this module works around (see also tests/store):
   high-dimensional data: recall@100 against exact search was 0.35 on 20k random 384-d vectors
   (0.61 with ef=256, 0.82 with ef=512), while exact search over the same 20k took 2-5 ms.
   So `EdgeStore` searches exactly while the store holds at most `exact_up_to` points and
-  uses HNSW with `ef = max(hnsw_ef, limit)` above that (see tests/store/measure_edge_store.py).
+  uses HNSW with `ef = max(hnsw_ef, limit)` above that (see benchmarks/bench_edge_store.py).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from qdrant_edge import (
 )
 
 from .base import (
+    PAYLOAD_INDEXES,
     VECTOR_NAME,
     ImageRecord,
     StoreError,
@@ -86,7 +87,7 @@ def _bool_match(value: bool) -> MatchValue:
 
 _BOOL_TRUE = _bool_match(True)
 _MINOR_IS_TRUE = FieldCondition(key="minor", match=_BOOL_TRUE)
-_INDEXES = {"minor": PayloadSchemaType.Bool, "uri": PayloadSchemaType.Keyword}
+_INDEXES = {field: getattr(PayloadSchemaType, kind.capitalize()) for field, kind in PAYLOAD_INDEXES.items()}
 
 
 def _stored_dim(path: Path) -> int | None:

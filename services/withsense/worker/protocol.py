@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from withsense.config.worker import WorkerSettings
@@ -159,23 +158,6 @@ def decode_image(
     if decoded.mode != "RGB":
         decoded = decoded.convert("RGB")
     return decoded
-
-
-def parse_embed_images(
-    request: pb.EmbedImagesRequest,
-    settings: WorkerSettings,
-    preprocess: Callable[[Image.Image], torch.Tensor],
-    *,
-    draft_size: int | None = None,
-) -> torch.Tensor:
-    """Decodes, checks and preprocesses photos into the tower's input [N, 3, H, W], one after
-    the other (the serving layer does the same per photo, in parallel threads)."""
-    check_image_count(len(request.images), settings)
-    tensors = [
-        preprocess(decode_image(data, index, settings, draft_size=draft_size))
-        for index, data in enumerate(request.images)
-    ]
-    return torch.stack(tensors)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from withsense.config.model import ModelSettings
 from withsense.config.worker import WorkerSettings
 from withsense.rpc import add_health_and_reflection, bind, server_options, set_serving
 from withsense.v1 import inference_pb2_grpc
+from withsense.worker.metrics import Metrics
 from withsense.worker.servicer import InferenceServicer
-from withsense.worker.serving import SERVICE_NAME, Metrics, WorkerServing
+from withsense.worker.serving import SERVICE_NAME, WorkerServing
 
 if TYPE_CHECKING:
     from withsense.model.runtime import ModelRuntime

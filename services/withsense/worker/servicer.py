@@ -17,8 +17,9 @@ import grpc
 
 from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc
+from withsense.worker.batching import WorkerUnavailable
 from withsense.worker.protocol import ValidationError
-from withsense.worker.serving import WorkerServing, WorkerUnavailable
+from withsense.worker.serving import WorkerServing
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from qdrant_client import QdrantClient, models
+from withsense.config.defaults import DEFAULT_COLLECTION
+from withsense.store.base import PAYLOAD_INDEXES, VECTOR_NAME
 
-PAYLOAD_INDEXES = {"minor": models.PayloadSchemaType.BOOL, "uri": models.PayloadSchemaType.KEYWORD}
+# The collection name, vector name and payload indexes are the service's own (this runs in the
+# gateway image, which has the withsense package).
+SCHEMA_TYPES = {field: models.PayloadSchemaType(kind) for field, kind in PAYLOAD_INDEXES.items()}
 
 
 def _bool(value: str) -> bool:
@@ -68,9 +72,9 @@ def collection_spec(env: Mapping[str, str]) -> dict[str, Any]:
             f"REPLICATION_FACTOR={replication}"
         )
     return {
-        "collection_name": env.get("COLLECTION", "withsense_images"),
+        "collection_name": env.get("COLLECTION", DEFAULT_COLLECTION),
         "vectors_config": {
-            env.get("VECTOR_NAME", "image"): models.VectorParams(
+            env.get("VECTOR_NAME", VECTOR_NAME): models.VectorParams(
                 size=int(env.get("VECTOR_SIZE", "384")),
                 distance=models.Distance.COSINE,
                 on_disk=_bool(env.get("VECTORS_ON_DISK", "false")),
@@ -161,13 +165,13 @@ def create(client: QdrantClient, env: Mapping[str, str], deadline: float) -> str
         client.create_collection(**spec)
         print(f"created collection {name!r}", flush=True)
         result = "created"
-    for field, schema in PAYLOAD_INDEXES.items():
+    for field, schema in SCHEMA_TYPES.items():
         client.create_payload_index(name, field, field_schema=schema, wait=True)
     return result
 
 
 def wait_for_collection(client: QdrantClient, env: Mapping[str, str], deadline: float) -> None:
-    name = env.get("COLLECTION", "withsense_images")
+    name = env.get("COLLECTION", DEFAULT_COLLECTION)
     while not _retry("collection exists", lambda: client.collection_exists(name), deadline):
         if time.monotonic() > deadline:
             raise SystemExit(f"collection {name!r} did not appear")

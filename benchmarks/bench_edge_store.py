@@ -1,6 +1,6 @@
 """One-off measurement of EdgeStore at gallery scale (not a test; pytest does not collect it).
 
-    .venv/bin/python tests/store/measure_edge_store.py [--n 20000] [--dim 384] [--queries 200]
+    .venv/bin/python benchmarks/bench_edge_store.py [--n 20000] [--dim 384] [--queries 200]
 
 20k random unit vectors (20% flagged minor): upsert time, optimize (HNSW build) time, and the
 p50/p95 of filtered top-100 queries (exclude_minor=True, vectors returned, as the gateway asks)
@@ -18,11 +18,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_utils import percentiles_ms, unit_vectors
 from withsense.store import EdgeStore, ImageRecord, point_id_for
-
-
-def percentile_ms(samples: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(samples) * 1e3, q))
 
 
 def main() -> None:
@@ -34,8 +31,7 @@ def main() -> None:
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.n, args.dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x = unit_vectors(rng, args.n, args.dim)
     minor = rng.random(args.n) < 0.2
     ids = [point_id_for(f"bench-{i}".encode()) for i in range(args.n)]
     records = [
@@ -52,8 +48,7 @@ def main() -> None:
         )
         for i in range(args.n)
     ]
-    queries = rng.standard_normal((args.queries, args.dim)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    queries = unit_vectors(rng, args.queries, args.dim)
 
     folder = Path(tempfile.mkdtemp(prefix="edge-measure-"))
     try:
@@ -95,7 +90,7 @@ def main() -> None:
                 assert len(hits) == args.limit and not any(h.payload["minor"] for h in hits)
                 recall[label].append(len(truth & {h.image_id for h in hits}) / args.limit)
         store.exact_up_to, store.hnsw_ef = 25_000, 512
-        b50 = percentile_ms(brute_lat, 50)
+        b50 = percentiles_ms(brute_lat, [50])[0]
 
         count = store.count()
         store.close()
@@ -113,11 +108,11 @@ def main() -> None:
             ("baseline: numpy brute force p50", f"{b50:.2f} ms"),
         ]
         for label, _, _ in modes:
-            p50 = percentile_ms(lat[label], 50)
+            p50 = percentiles_ms(lat[label], [50])[0]
             rows.append(
                 (
                     f"filtered top-{args.limit}, {label}",
-                    f"p50 {p50:.2f} ms, p95 {percentile_ms(lat[label], 95):.2f} ms, "
+                    f"p50 {p50:.2f} ms, p95 {percentiles_ms(lat[label], [95])[0]:.2f} ms, "
                     f"x{p50 / b50:.2f} baseline, recall@{args.limit} "
                     f"{np.mean(recall[label]):.3f}",
                 )

@@ -1,7 +1,7 @@
 """The ablation study of docs/model.md: each variant of the training config measured by the same
 K-fold by photo (5 folds, legally allowed photos, 100-photo galleries), in one run.
 
-``python -m withsense_train.ablation --data ../shared/data/withsense [--seeds 0] [--only NAME]
+``.venv/bin/python benchmarks/ablation.py --data ../shared/data/withsense [--seeds 0] [--only NAME]
 [--json OUT]`` prints a markdown table: the path from the quick sketch to the default config,
 then one-off changes to the default. The last column is the out-of-domain sanity check (R@1 on
 the demo gallery, ``evaluate.demo_gallery_metrics``) of the model trained on the standard split.
@@ -111,7 +111,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m withsense_train.ablation", description=__doc__)
+    parser = argparse.ArgumentParser(prog="benchmarks/ablation.py", description=__doc__)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="fold-assignment seeds")
     parser.add_argument("--folds", type=int, default=5)

@@ -1,7 +1,7 @@
 """Checks and times the Triton cosine-sigmoid kernel on a GPU, in one command.
 
-    python scripts/gpu_check.py               # on a CUDA machine: N = 10k, 100k, 1M; fp32, fp16
-    python scripts/gpu_check.py --dry-run     # anywhere: tiny sizes, TRITON_INTERPRET=1 on the CPU
+    python benchmarks/gpu_check.py               # on a CUDA machine: N = 10k, 100k, 1M; fp32, fp16
+    python benchmarks/gpu_check.py --dry-run     # anywhere: tiny sizes, TRITON_INTERPRET=1 on the CPU
 
 For each N (candidates) and dtype it checks `cosine_sigmoid_triton` against the float64 torch
 reference (`cosine_sigmoid_reference`) on B queries with ragged segments (some empty), then

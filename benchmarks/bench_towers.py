@@ -1,6 +1,6 @@
 """Speed of the image towers on this machine, Lite0 against Lite2 in the same run.
 
-``python -m withsense_train.bench [--photos DIR] [--n 64] [--batch 16]`` prints photos per second
+``.venv/bin/python benchmarks/bench_towers.py [--photos DIR] [--n 64] [--batch 16]`` prints photos per second
 of each tower (preprocessing included, torch eager on the CPU), with and without the flip
 test-time augmentation, and the ratio to Lite0 without it. Numbers are only comparable within
 one run (the machine is shared).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from withsense.model.catalog import model_config
+from withsense.model.catalog import MODEL_NAMES, model_config
 from withsense.model.runtime import image_features
 from withsense.model.towers import ImageTower
 
@@ -35,7 +35,7 @@ def bench(photos: list[Image.Image], batch: int, repeats: int = 5) -> list[dict[
     """Both towers loaded first, then the four configurations timed in turn, ``repeats``
     rounds, keeping each one's best round (robust to a shared machine's load changes)."""
     towers = {}
-    for name in ("lite0", "lite2"):
+    for name in MODEL_NAMES:
         tower_cfg = model_config(name)["image_tower"]
         towers[name] = ImageTower(tower_cfg["timm_name"], tower_cfg["package"])
         image_features(towers[name], photos[:batch])  # warm-up
@@ -59,7 +59,7 @@ def bench(photos: list[Image.Image], batch: int, repeats: int = 5) -> list[dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m withsense_train.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="benchmarks/bench_towers.py", description=__doc__)
     parser.add_argument("--photos", type=Path, help="folder of photos (default: drawn ones)")
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--batch", type=int, default=16)

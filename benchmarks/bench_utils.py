@@ -1,0 +1,71 @@
+"""What the benchmarks share: timing (medians of interleaved runs, percentiles), synthetic
+vectors, the compute floor and Markdown tables. Every benchmark prints a table with a baseline
+measured in the same run; results go to docs/benchmarks.md.
+
+Benchmarks run as scripts (``.venv/bin/python benchmarks/NAME.py``), so they import this module
+as ``bench_utils`` (the script's folder is on sys.path).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def median_ms(samples_s: Sequence[float]) -> float:
+    """The median of samples in seconds, in milliseconds."""
+    return 1000 * statistics.median(samples_s)
+
+
+def percentiles_ms(samples_s: Sequence[float], qs: Sequence[float] = (50, 95, 99)) -> list[float]:
+    """Percentiles of samples in seconds, in milliseconds."""
+    return [float(v) for v in np.percentile(np.asarray(samples_s) * 1e3, list(qs))]
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median ms of each function, run in turn (A B C A B C ...) after a warm-up, so that every
+    path sees the same machine load."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            started = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - started)
+    return {name: median_ms(values) for name, values in samples.items()}
+
+
+def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """n random float32 unit vectors [n, dim] (stand-ins for photo embeddings at scale)."""
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def matmul_flops_per_second(n: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 matmul rate now (an n x n x n torch matmul): the compute floor's
+    denominator."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    ms = interleaved({"mm": lambda: a @ b}, repeats, warmup=2)["mm"]
+    return 2 * n**3 / (ms / 1000)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table; the first column left-aligned, the others right-aligned."""
+    lines = ["| " + " | ".join(headers) + " |",
+             "|---|" + "---:|" * (len(headers) - 1)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def load_note() -> str:
+    """The machine's load while the benchmark ran (shared machines: read numbers with it)."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
