@@ -167,7 +167,7 @@ def run(data: Path, cache_dir: Path, seeds: list[int], only: list[str] | None,
 
     torch.set_num_threads(1)
     dataset = load_dataset(data, check_photos=False)
-    base = {"epochs": 0} if ridge_only else {}
+    base: dict[str, Any] = {"model": "lite2", "ridge_lambda": 3000.0, **({"epochs": 0} if ridge_only else {})}
 
     def wanted(key: str) -> bool:
         return not only or key in only
@@ -178,8 +178,10 @@ def run(data: Path, cache_dir: Path, seeds: list[int], only: list[str] | None,
     if wanted("E"):
         ensemble = prepare(dataset, FeatureCache(model_config("lite2-lite0"), cache_dir, progress=False),
                            tta="flip")
-        rows.append(measure("E ensemble: Lite2 + Lite0 on Lite2's pixels, flip TTA", ensemble, dataset,
-                            seeds, {**base, "model": "lite2-lite0"}, 2 * (1 + lite0_260)))
+        for lam in (3000.0, 5000.0):
+            rows.append(measure(f"E ensemble: Lite2 + Lite0 on Lite2's pixels, flip TTA, λ {lam:.0f}",
+                                ensemble, dataset, seeds,
+                                {**base, "model": "lite2-lite0", "ridge_lambda": lam}, 2 * (1 + lite0_260)))
     if wanted("E-224"):
         lite0 = prepare(dataset, FeatureCache(model_config("lite0"), cache_dir, progress=False), tta="flip")
         index = [lite0.photo_index[p] for p in lite2.photos]
