@@ -1,4 +1,4 @@
-"""Speed of the image towers on this machine, Lite0 against Lite2 in the same run.
+"""Speed of the image towers on this machine, Lite0 against Lite2 (and their ensemble) in one run.
 
 ``.venv/bin/python benchmarks/bench_towers.py [--photos DIR] [--n 64] [--batch 16]`` prints photos per second
 of each tower (preprocessing included, torch eager on the CPU), with and without the flip
@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from withsense.model.catalog import MODEL_NAMES, model_config
 from withsense.model.runtime import image_features
-from withsense.model.towers import ImageTower
+from withsense.model.towers import image_tower_from_config
 
 
 def _photos(folder: Path | None, n: int) -> list[Image.Image]:
@@ -36,8 +36,7 @@ def bench(photos: list[Image.Image], batch: int, repeats: int = 5) -> list[dict[
     rounds, keeping each one's best round (robust to a shared machine's load changes)."""
     towers = {}
     for name in MODEL_NAMES:
-        tower_cfg = model_config(name)["image_tower"]
-        towers[name] = ImageTower(tower_cfg["timm_name"], tower_cfg["package"])
+        towers[name] = image_tower_from_config(model_config(name)["image_tower"])
         image_features(towers[name], photos[:batch])  # warm-up
     configs = [(name, tta) for name in towers for tta in ("none", "flip")]
     best = dict.fromkeys(configs, float("inf"))
@@ -50,7 +49,8 @@ def bench(photos: list[Image.Image], batch: int, repeats: int = 5) -> list[dict[
     rows: list[dict[str, float | str]] = []
     for name, tta in configs:
         seconds = best[(name, tta)]
-        rows.append({"tower": towers[name].timm_name, "tta": tta, "photos_per_s": len(photos) / seconds,
+        tower = " + ".join([towers[name].timm_name, *(c for c, _ in towers[name].companions)])
+        rows.append({"tower": tower, "tta": tta, "photos_per_s": len(photos) / seconds,
                      "ms_per_photo": 1000 * seconds / len(photos)})
     base = float(rows[0]["photos_per_s"])
     for row in rows:

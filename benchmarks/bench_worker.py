@@ -1,6 +1,7 @@
 """Benchmark of the inference worker: gRPC overhead and the image tower's fast path.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_worker.py [--repeats N] [--extra]
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_worker.py --against OTHER_ARTIFACT_DIR
 
 Prints Markdown tables (docs/benchmarks.md, section "Worker"), each against a baseline measured
 in the same run:
@@ -10,12 +11,16 @@ in the same run:
    same ModelRuntime called in process, at batch sizes 1, 8, 32: medians, the two interleaved
    call by call so background load hits both alike. Images are JPEG bytes in both paths (the
    in-process path decodes them one by one; the worker decodes in its decode threads).
-2. Image tower throughput (32 preprocessed photos, network only): plain eager timm (NCHW fp32)
+2. Image tower throughput (32 preprocessed photos, network only; of an ensemble, its first
+   network): plain eager timm (NCHW fp32)
    against channels_last eager, ONNX Runtime fp32 (the worker's default) and bf16; `--extra`
    adds ONNX Runtime int8 (static, QDQ) and torch.compile (about a minute to compile).
 3. The floor: FLOPs per photo (torch.utils.flop_counter) over this machine's measured fp32
    FLOP/s (a 2048^3 matmul, in this run).
 4. JPEG decoding of a 24-megapixel photo: full decode against draft (DCT-scaled) decode.
+
+``--against DIR`` prints only the cost per photo at indexing of the served artifact against
+another artifact (its towers, networks and TTA), interleaved: what a model change costs.
 """
 
 from __future__ import annotations
@@ -145,7 +150,7 @@ def bench_image_paths(runtime: Any, repeats: int, extra: bool) -> tuple[list[dic
     pixels = tower.preprocess([photos[i % len(photos)] for i in range(32)])
     plain = load_timm_efficientnet(tower.timm_name, tower.weights)  # NCHW, as timm makes it
     channels_last = tower.model  # the ImageTower's torch path
-    onnx = OnnxImageSession(tower.model, tower.image_size)
+    onnx = OnnxImageSession([tower.model], tower.image_size)  # the first network alone
     bf16 = load_timm_efficientnet(tower.timm_name, tower.weights).to(
         memory_format=torch.channels_last).to(torch.bfloat16)
     pixels_cl = pixels.contiguous(memory_format=torch.channels_last)
@@ -197,6 +202,9 @@ def bench_image_end_to_end(runtime: Any, repeats: int) -> dict[str, float]:
     plain.image_tower = copy.copy(channels_last.image_tower)
     plain.image_tower.model = load_timm_efficientnet(plain.image_tower.timm_name,
                                                      plain.image_tower.weights)
+    plain.image_tower.companion_models = [
+        load_timm_efficientnet(name, weights) for (name, _), weights
+        in zip(plain.image_tower.companions, plain.image_tower.companion_weights, strict=True)]
     plain.image_tower.channels_last = False
 
     def embed(rt: Any) -> Callable[[], np.ndarray]:
@@ -206,6 +214,27 @@ def bench_image_end_to_end(runtime: Any, repeats: int) -> dict[str, float]:
                          "eager timm, channels_last fp32": embed(channels_last),
                          "ONNX Runtime fp32 (worker default)": embed(onnx)},
                         repeats=max(3, repeats // 3), warmup=1)
+    return {name: ms / len(batch) for name, ms in times.items()}
+
+
+def bench_against(runtime: Any, other_dir: str, repeats: int) -> dict[str, float]:
+    """ms per photo at indexing (32 JPEG photos: decode, preprocess, every network of the image
+    tower, the artifact's TTA, the head; ONNX Runtime as the worker runs it) of the served
+    artifact against another one (e.g. the previous release), interleaved in one run."""
+    from pathlib import Path
+
+    from withsense.model.runtime import ModelRuntime
+
+    photos = photo_bytes()
+    batch = [photos[i % len(photos)] for i in range(32)]
+    other = ModelRuntime(Path(other_dir), image_backend="auto")
+
+    def embed(rt: Any) -> Callable[[], np.ndarray]:
+        return lambda: rt.embed_images([Image.open(io.BytesIO(b)) for b in batch])
+
+    times = interleaved({f"{other.version} (baseline)": embed(other),
+                         f"{runtime.version} (served)": embed(runtime)},
+                        repeats=max(3, repeats // 2), warmup=1)
     return {name: ms / len(batch) for name, ms in times.items()}
 
 
@@ -285,6 +314,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per measurement")
     parser.add_argument("--extra", action="store_true",
                         help="also ONNX Runtime int8 and torch.compile (adds a minute or more)")
+    parser.add_argument("--against", metavar="ARTIFACT_DIR",
+                        help="only: cost per photo at indexing of the served artifact against this one")
     args = parser.parse_args()
 
     from withsense.model.runtime import ModelRuntime
@@ -296,6 +327,15 @@ def main() -> None:
     print(f"# Worker benchmark: torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, image backend {runtime.image_tower.backend}, "
           f"model loaded in {load_s:.1f} s, load average {os.getloadavg()[0]:.1f}\n")
+    if args.against:
+        costs = bench_against(runtime, args.against, args.repeats)
+        baseline_ms = next(iter(costs.values()))
+        print("## Cost per photo at indexing (32 JPEG photos, decode to vector, ONNX Runtime)\n")
+        print("| artifact | ms / photo | photos / s | cost vs baseline |\n|---|---:|---:|---:|")
+        for name, ms in costs.items():
+            print(f"| {name} | {ms:.1f} | {1000 / ms:.1f} | {ms / baseline_ms:.2f}x |")
+        print(f"\n(total {time.perf_counter() - began:.0f} s, load average {os.getloadavg()[0]:.1f})")
+        return
 
     rows = bench_grpc_overhead(runtime, args.repeats)
     print("## Embedding through the worker (gRPC on 127.0.0.1) vs in process\n")

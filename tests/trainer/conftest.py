@@ -66,7 +66,7 @@ def quick_config():
     """A small, fast training config on Lite0 (the tests' tower)."""
     from withsense_train.config import TrainConfig
 
-    return TrainConfig(model="lite0", tta="flip", epochs=15, patience=5, val_photos=100,
+    return TrainConfig(model="lite0", ridge_lambda=3000.0, tta="flip", epochs=15, patience=5, val_photos=100,
                        batch_size=64, judgment_batch=128, folds=0, seed=0)
 
 

@@ -37,7 +37,7 @@ from withsense_train.config import CHOICES, TrainConfig
 log = logging.getLogger(__name__)
 
 _HELP = {
-    "model": "model config (towers): lite0 or lite2",
+    "model": "model config (towers): lite0, lite2 or lite2-lite0 (both image networks, an ensemble)",
     "head": "head type: linear (identity init) or residual_mlp",
     "hidden": "width of the residual MLP",
     "tta": "test-time augmentation of photos: none or flip (mean with the mirror image)",

@@ -40,7 +40,7 @@ class TrainConfig:
     pooled_sqrt: bool = True  # signed square root of the pooled features (power normalisation)
     pooled_norm: bool = True  # standardise pooled features (train-set mean and std)
     init: str = "ridge"  # ridge: closed-form start, then SigLIP; zero_shot: identity start
-    ridge_lambda: float = 3000.0
+    ridge_lambda: float = 3000.0  # Lite2 (1,280 pooled inputs); 5000 for lite2-lite0, docs/model.md
     ridge_concept_weight: float = 10.0
     ridge_prior: float = 0.2  # shrink the ridge head towards this much of the zero-shot map
     text_whiten: float = 0.02  # ridge start: text head whitens MiniLM (eigenvalue floor; 0: off)

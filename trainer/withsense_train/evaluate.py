@@ -250,13 +250,16 @@ def _pooled_metrics(outputs: list[dict[str, np.ndarray]], per_fold: list[dict[st
 # --- the customer's test half ----------------------------------------------------------------
 
 def model_config_for(artifact_config: dict[str, Any]) -> dict[str, Any]:
-    """The model config (configs/*.json) whose image tower the artifact was built on."""
-    timm_name = artifact_config["image_tower"]["timm_name"]
+    """The model config (configs/*.json) whose image tower (networks) the artifact was built on."""
+    def networks(image: dict[str, Any]) -> list[str]:
+        return [image["timm_name"], *(c["timm_name"] for c in image.get("companions", []))]
+
+    wanted = networks(artifact_config["image_tower"])
     for name in MODEL_NAMES:
         cfg = model_config(name)
-        if cfg["image_tower"]["timm_name"] == timm_name:
+        if networks(cfg["image_tower"]) == wanted:
             return cfg
-    raise ValueError(f"no model config for image tower {timm_name}")
+    raise ValueError(f"no model config for image tower {' + '.join(wanted)}")
 
 
 def evaluate_test(dataset: Dataset, model: FusedModel, cache: FeatureCache, *,

@@ -3,6 +3,8 @@
 Layout under the cache folder (default ``$WITHSENSE_DATA_DIR/cache``)::
 
     image/<timm name>-<weights sha256[:16]>/<variant>/<file sha256[:2]>/<file sha256>.npy
+    image/<companion>-<sha256[:16]>@<timm name>-pixels/<variant>/...  (an ensemble's other network
+                                                                   on the first one's pixels)
     text/minilm-<weights sha256[:16]>/<text sha256[:2]>/<text sha256>.npy
 
 An image entry is the pooled features followed by the ImageNet logits (float32); ``variant`` is
@@ -29,8 +31,12 @@ from withsense.model.catalog import TTA_MODES
 from withsense.model.concepts import concept_embeddings
 from withsense.model.runtime import image_features, pixel_features
 from withsense.model.towers import (
+    ImageFeatures,
     ImageTower,
     TextTower,
+    combine_features,
+    companion_specs,
+    image_tower_from_config,
     image_weights_path,
     sha256_file,
     text_weights_path,
@@ -85,7 +91,9 @@ class FeatureCache:
         tower = model_config["image_tower"]
         self.timm_name = tower["timm_name"]
         self.package = tower["package"]
+        self.companions = companion_specs(tower)
         self.image_sha = sha256_file(image_weights_path(self.package))
+        self.companion_shas = [sha256_file(image_weights_path(pkg)) for _, pkg in self.companions]
         self.text_sha = sha256_file(text_weights_path())
         self.progress = progress
         self._image_tower: ImageTower | None = None
@@ -96,8 +104,15 @@ class FeatureCache:
     def image_tower(self) -> ImageTower:
         if self._image_tower is None:
             log.info("loading image tower %s", self.timm_name)
-            self._image_tower = ImageTower(self.timm_name, self.package)
+            self._image_tower = image_tower_from_config(self.model_config["image_tower"])
         return self._image_tower
+
+    @property
+    def image_key(self) -> str:
+        """Names the image tower's networks and weights (a folder name)."""
+        own = f"{self.timm_name}-{self.image_sha[:16]}"
+        return "+".join([own] + [f"{name}-{sha[:16]}" for (name, _), sha
+                                 in zip(self.companions, self.companion_shas, strict=True)])
 
     @property
     def text_tower(self) -> TextTower:
@@ -111,19 +126,39 @@ class FeatureCache:
 
     # --- images --------------------------------------------------------------------------
 
-    def _image_dir(self, variant: str) -> Path:
-        return self.root / "image" / f"{self.timm_name}-{self.image_sha[:16]}" / variant
+    def _image_dir(self, variant: str, network: int = 0) -> Path:
+        """Each network's features apart: a companion's folder also names the network whose
+        preprocessing it sees, so a Lite0 run on Lite2's pixels never mixes with plain Lite0."""
+        if network == 0:
+            folder = f"{self.timm_name}-{self.image_sha[:16]}"
+        else:
+            name = self.companions[network - 1][0]
+            folder = f"{name}-{self.companion_shas[network - 1][:16]}@{self.timm_name}-pixels"
+        return self.root / "image" / folder / variant
 
     def image_variant(self, paths: Sequence[Path], variant: str = "center") -> tuple[np.ndarray, np.ndarray]:
         """(pooled [N, P], logits [N, 1000]) of one variant: 'center' or 'flip'."""
         if variant not in ("center", "flip"):
             raise ValueError(f"unknown image variant {variant!r}")
-        folder = self._image_dir(variant)
+        parts = [self._network_variant(paths, variant, k) for k in range(1 + len(self.companions))]
+        if not paths:
+            pooled_dim = int(self.model_config["image_tower"]["pooled_dim"])
+            return np.zeros((0, pooled_dim), np.float32), np.zeros((0, 1000), np.float32)
+        num_classes = int(self.model_config["image_tower"]["num_classes"])
+        combined = combine_features([
+            ImageFeatures(torch.from_numpy(m[:, :-num_classes]), torch.from_numpy(m[:, -num_classes:]))
+            for m in parts])
+        return combined.pooled.numpy(), combined.logits.numpy()
+
+    def _network_variant(self, paths: Sequence[Path], variant: str, network: int) -> np.ndarray:
+        """[N, pooled + classes] of one network of the tower, from disk or computed."""
+        folder = self._image_dir(variant, network)
         keys = [file_sha256(Path(p)) for p in paths]
         rows: list[np.ndarray | None] = [_load(folder / k[:2] / f"{k}.npy") for k in keys]
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
-            bar = _progress(len(missing), f"image features ({self.timm_name}, {variant})", self.progress)
+            name = self.timm_name if network == 0 else self.companions[network - 1][0]
+            bar = _progress(len(missing), f"image features ({name}, {variant})", self.progress)
             with bar:
                 for start in range(0, len(missing), IMAGE_BATCH):
                     chunk = missing[start:start + IMAGE_BATCH]
@@ -134,7 +169,7 @@ class FeatureCache:
                     pixels = self.image_tower.preprocess(images)
                     if variant == "flip":  # as runtime.pixel_features mirrors them
                         pixels = pixels.flip(-1).contiguous()
-                    feats = self.image_tower.features_from_pixels(pixels)
+                    feats = self.image_tower.network_features(pixels, [network])[0]
                     block = torch.cat([feats.pooled, feats.logits], dim=1).numpy().astype(np.float32)
                     for row, i in zip(block, chunk, strict=True):
                         _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
@@ -142,11 +177,8 @@ class FeatureCache:
                     bar.update(len(chunk))
             self.computed["images"] += len(missing)
         if not rows:
-            pooled_dim = int(self.model_config["image_tower"]["pooled_dim"])
-            return np.zeros((0, pooled_dim), np.float32), np.zeros((0, 1000), np.float32)
-        matrix = np.stack(rows)  # type: ignore[arg-type]
-        pooled_dim = matrix.shape[1] - int(self.model_config["image_tower"]["num_classes"])
-        return matrix[:, :pooled_dim], matrix[:, pooled_dim:]
+            return np.zeros((0, 0), np.float32)
+        return np.stack(rows)  # type: ignore[arg-type]
 
     def image(self, paths: Sequence[Path], tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
         """Features as the runtime computes them with this test-time augmentation."""

@@ -169,7 +169,7 @@ def whiten_text_head(model: FusedModel, captions: torch.Tensor, *, eps: float, c
 @torch.no_grad()
 def ridge_init(model: FusedModel, prep: Prepared, train_rows: np.ndarray, text_pos: np.ndarray,
                photo_pos: np.ndarray, concept_all: torch.Tensor, *, lam: float,
-               concept_weight: float, prior: float = 0.0) -> None:
+               concept_weight: float, prior: float = 0.0, target: torch.Tensor | None = None) -> None:
     """Closed-form start of the image head: ridge regression from [pooled inputs,
     concept_weight * concept vector] of each training photo to the normalised mean of its
     captions' text vectors (through the text head as it is now). Strong shrinkage (lam) is
@@ -179,14 +179,17 @@ def ridge_init(model: FusedModel, prep: Prepared, train_rows: np.ndarray, text_p
     the text head's own transform, pooled features unused) rather than towards zero:
     ``W = W0 + (X'X + lam I)^-1 X'(Y - X W0)``. Photos unlike the training ones (a cat, a cup of
     coffee: Flickr8k is mostly people and dogs) then keep their ConSE meaning instead of being
-    pulled into the nearest Flickr8k caption."""
+    pulled into the nearest Flickr8k caption.
+
+    ``target``: other targets [len(train_rows), dim] (benchmarks/pixel_attempts.py tries some)."""
     rows = torch.as_tensor(train_rows)
     inputs = torch.cat([model.pooled_inputs(prep.pooled[rows]), concept_weight * concept_all[rows]], 1)
     model.eval()
-    captions = model.embed_text(prep.text[torch.as_tensor(text_pos)]).double()
-    target = torch.zeros(len(prep.photos), captions.shape[1], dtype=torch.float64)
-    target.index_add_(0, torch.as_tensor(photo_pos), captions)
-    target = F.normalize(target[rows], dim=-1)
+    if target is None:
+        captions = model.embed_text(prep.text[torch.as_tensor(text_pos)]).double()
+        target = torch.zeros(len(prep.photos), captions.shape[1], dtype=torch.float64)
+        target.index_add_(0, torch.as_tensor(photo_pos), captions)
+        target = F.normalize(target[rows], dim=-1)
     x = inputs.double()
     pooled_dim = model.config.pooled_dim
     start = torch.zeros(x.shape[1], target.shape[1], dtype=torch.float64)

@@ -201,7 +201,7 @@ def artifact_bytes(path: Path) -> int:
 
 def tower_descriptions(cache: FeatureCache) -> tuple[dict[str, Any], dict[str, Any]]:
     """The towers' describe() output, remembered in the cache by weights hash (no tower load)."""
-    path = cache.root / "towers" / f"{cache.timm_name}-{cache.image_sha[:16]}-{cache.text_sha[:16]}.json"
+    path = cache.root / "towers" / f"{cache.image_key}-{cache.text_sha[:16]}.json"
     try:
         stored = json.loads(path.read_text())
         image, text = stored["image_tower"], stored["text_tower"]

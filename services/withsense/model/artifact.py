@@ -129,14 +129,14 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def check_towers(config: dict[str, Any]) -> None:
     """Raises ArtifactError naming the tower whose installed weights differ from the artifact's."""
-    image = config["image_tower"]
-    installed = sha256_file(image_weights_path(image["package"]))
-    if installed != image["weights_sha256"]:
-        raise ArtifactError(
-            f"artifact was built for image tower {image['timm_name']} weights sha256 "
-            f"{image['weights_sha256'][:12]}… ({image['package']} {image.get('package_version')}), "
-            f"but the installed weights hash to {installed[:12]}…: retrain or install that version"
-        )
+    for image in [config["image_tower"], *config["image_tower"].get("companions", [])]:
+        installed = sha256_file(image_weights_path(image["package"]))
+        if installed != image["weights_sha256"]:
+            raise ArtifactError(
+                f"artifact was built for image tower {image['timm_name']} weights sha256 "
+                f"{image['weights_sha256'][:12]}… ({image['package']} {image.get('package_version')}), "
+                f"but the installed weights hash to {installed[:12]}…: retrain or install that version"
+            )
     text = config["text_tower"]
     installed = sha256_file(text_weights_path())
     if installed != text["weights_sha256"]:

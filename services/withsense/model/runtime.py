@@ -25,7 +25,7 @@ from withsense.model.fusion import FUSION_FILE, FusionModel, load_fusion
 from withsense.model.language import ENGLISH, MULTILINGUAL, TEXT_PATHS, TextPath, text_path
 from withsense.model.minor import MinorDetector, load_minor_detector
 from withsense.model.multilingual import MultilingualError, MultilingualTower, TextMap, load_map
-from withsense.model.towers import ImageFeatures, ImageTower, TextTower
+from withsense.model.towers import ImageFeatures, ImageTower, TextTower, image_tower_from_config
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,7 @@ def zero_shot_artifact(
 ) -> Artifact:
     """The untrained model, which equals the zero-shot ConSE model exactly."""
     config = model_config(config_name)
-    image_tower = image_tower or ImageTower(
-        config["image_tower"]["timm_name"], config["image_tower"]["package"]
-    )
+    image_tower = image_tower or image_tower_from_config(config["image_tower"])
     text_tower = text_tower or TextTower()
     concepts = concept_embeddings(text_tower, config["concept_prompts"])
     model = FusedModel(head_config(config), concepts).eval()
@@ -114,11 +112,12 @@ class ModelRuntime:
         self.text_tower = TextTower()
         if artifact_dir is None:
             log.warning("no trained model artifact shipped or configured: serving the zero-shot model")
-            self.image_tower = ImageTower(*_tower_names(model_config()), backend=image_backend)
+            self.image_tower = image_tower_from_config(model_config()["image_tower"], backend=image_backend)
             self.artifact = zero_shot_artifact(image_tower=self.image_tower, text_tower=self.text_tower)
         else:
             self.artifact = load_artifact(artifact_dir)
-            self.image_tower = ImageTower(*_tower_names(self.artifact.config), backend=image_backend)
+            self.image_tower = image_tower_from_config(self.artifact.config["image_tower"],
+                                                       backend=image_backend)
         self.text_map: TextMap | None = None
         self.multilingual_tower: MultilingualTower | None = None
         if artifact_dir is not None:
@@ -256,10 +255,6 @@ class ModelRuntime:
             float(self.model.scale), float(self.model.bias),
         )
         return probs.cpu().numpy()
-
-
-def _tower_names(config: dict[str, Any]) -> tuple[str, str]:
-    return config["image_tower"]["timm_name"], config["image_tower"]["package"]
 
 
 def preload() -> None:

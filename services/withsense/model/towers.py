@@ -82,8 +82,25 @@ def text_weights_path() -> Path:
 class ImageFeatures:
     """What the image tower gives per photo: pooled features and ImageNet logits."""
 
-    pooled: torch.Tensor  # [N, 1280] float32
-    logits: torch.Tensor  # [N, 1000] float32
+    pooled: torch.Tensor  # [N, 1280] float32 (an ensemble: its networks' features side by side)
+    logits: torch.Tensor  # [N, 1000] float32 (an ensemble: its networks' mean)
+
+
+def combine_features(parts: list[ImageFeatures]) -> ImageFeatures:
+    """An ensemble's features from its networks' (same photos, same order): the pooled features
+    side by side (the image head weighs each network), the ImageNet logits averaged (one ConSE
+    concept vector from all)."""
+    if len(parts) == 1:
+        return parts[0]
+    return ImageFeatures(
+        pooled=torch.cat([part.pooled for part in parts], dim=1),
+        logits=torch.stack([part.logits for part in parts]).mean(0),
+    )
+
+
+def companion_specs(image_config: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(timm_name, package) of the networks an image tower config ensembles with its own."""
+    return tuple((c["timm_name"], c["package"]) for c in image_config.get("companions", []))
 
 
 def load_timm_efficientnet(timm_name: str, weights: Path) -> torch.nn.Module:
@@ -138,27 +155,34 @@ class OnnxImageSession:
     on disk, so it always matches the loaded weights.
     """
 
-    def __init__(self, model: torch.nn.Module, image_size: int, *, threads: int | None = None) -> None:
+    def __init__(self, models: list[torch.nn.Module], image_size: int, *,
+                 threads: int | None = None) -> None:
         import io
         import warnings
 
         import onnxruntime
 
         class _PooledAndLogits(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
+            """Every network of the tower on the same pixels, combined as combine_features does."""
+
+            def __init__(self, inner: list[Any]) -> None:
                 super().__init__()
-                self.inner = inner
+                self.inner = torch.nn.ModuleList(inner)
 
             def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                pooled = self.inner.forward_head(self.inner.forward_features(pixels), pre_logits=True)
-                return pooled, self.inner.get_classifier()(pooled)
+                parts = []
+                for net in self.inner:
+                    pooled = net.forward_head(net.forward_features(pixels), pre_logits=True)
+                    parts.append(ImageFeatures(pooled, net.get_classifier()(pooled)))
+                combined = combine_features(parts)
+                return combined.pooled, combined.logits
 
         buffer = io.BytesIO()
         example = torch.zeros(1, 3, image_size, image_size)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _PooledAndLogits(model).eval(), (example,), buffer,  # type: ignore[arg-type]
+                _PooledAndLogits(models).eval(), (example,), buffer,  # type: ignore[arg-type]
                 input_names=["pixels"], output_names=["pooled", "logits"],
                 dynamic_axes={"pixels": {0: "n"}, "pooled": {0: "n"}, "logits": {0: "n"}},
                 opset_version=17, dynamo=False,
@@ -181,10 +205,16 @@ class OnnxImageSession:
 
 
 class ImageTower:
-    """EfficientNet-Lite with timm's preprocessing for it (bicubic resize, center crop, [-1, 1])."""
+    """EfficientNet-Lite with timm's preprocessing for it (bicubic resize, center crop, [-1, 1]).
+
+    ``companions``: (timm_name, package) of further networks that see the same preprocessed
+    pixels (this tower's size and crop) and whose features join this network's
+    (``combine_features``): an ensemble is one tower to its callers.
+    """
 
     def __init__(
         self, timm_name: str, package: str, *, channels_last: bool = True, backend: str = "torch",
+        companions: tuple[tuple[str, str], ...] = (),
     ) -> None:
         import timm.data
 
@@ -194,9 +224,15 @@ class ImageTower:
         self.package = package
         self.weights = image_weights_path(package)
         self.model = load_timm_efficientnet(timm_name, self.weights)
+        self.companions = tuple(companions)
+        self.companion_weights = [image_weights_path(pkg) for _, pkg in self.companions]
+        self.companion_models = [load_timm_efficientnet(name, weights) for (name, _), weights
+                                 in zip(self.companions, self.companion_weights, strict=True)]
         self.channels_last = channels_last
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+            self.companion_models = [m.to(memory_format=torch.channels_last)
+                                     for m in self.companion_models]
         self.data_config = timm.data.resolve_data_config({}, model=self.model)
         self.transform = timm.data.create_transform(**self.data_config, is_training=False)
         self._pil_steps, self._mean, self._std = _split_transform(self.transform)
@@ -209,12 +245,17 @@ class ImageTower:
         if backend == "auto":
             try:
                 if onnx_runtime_available():
-                    self._onnx = OnnxImageSession(self.model, self.image_size)
+                    self._onnx = OnnxImageSession(self.networks, self.image_size)
             except Exception as exc:  # noqa: BLE001 - any export/runtime failure: eager still works
                 log.warning("ONNX Runtime image path unavailable (%s): using eager torch", exc)
         elif backend == "onnx":
-            self._onnx = OnnxImageSession(self.model, self.image_size)
+            self._onnx = OnnxImageSession(self.networks, self.image_size)
         self.backend = "onnx" if self._onnx is not None else "torch"
+
+    @property
+    def networks(self) -> list[torch.nn.Module]:
+        """This tower's own network first, then its companions."""
+        return [self.model, *self.companion_models]
 
     @property
     def image_size(self) -> int:
@@ -254,18 +295,27 @@ class ImageTower:
     @torch.inference_mode()
     def torch_features(self, pixels: torch.Tensor) -> ImageFeatures:
         """The eager timm path (also the reference the ONNX Runtime path is checked against)."""
+        return combine_features(self.network_features(pixels, range(len(self.networks))))
+
+    @torch.inference_mode()
+    def network_features(self, pixels: torch.Tensor, which: Any) -> list[ImageFeatures]:
+        """Eager features of some of the networks (indices into ``networks``), each on its own:
+        the trainer caches each network's features apart."""
         if self.channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)
-        model: Any = self.model
-        pooled = model.forward_head(model.forward_features(pixels), pre_logits=True)
-        logits = model.get_classifier()(pooled)
-        return ImageFeatures(pooled=pooled.float(), logits=logits.float())
+        out = []
+        for index in which:
+            model: Any = self.networks[index]
+            pooled = model.forward_head(model.forward_features(pixels), pre_logits=True)
+            logits = model.get_classifier()(pooled)
+            out.append(ImageFeatures(pooled=pooled.float(), logits=logits.float()))
+        return out
 
     def features(self, images: list[Image.Image]) -> ImageFeatures:
         return self.features_from_pixels(self.preprocess(images))
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described = {
             "timm_name": self.timm_name,
             "package": self.package,
             "package_version": package_version(self.package),
@@ -276,6 +326,19 @@ class ImageTower:
             "interpolation": self.data_config["interpolation"],
             "crop_pct": self.data_config["crop_pct"],
         }
+        if self.companions:
+            described["companions"] = [
+                {"timm_name": name, "package": package, "package_version": package_version(package),
+                 "weights_sha256": sha256_file(weights)}
+                for (name, package), weights in zip(self.companions, self.companion_weights, strict=True)
+            ]
+        return described
+
+
+def image_tower_from_config(image_config: dict[str, Any], *, backend: str = "torch") -> ImageTower:
+    """The image tower an artifact's or model config's ``image_tower`` section describes."""
+    return ImageTower(image_config["timm_name"], image_config["package"], backend=backend,
+                      companions=companion_specs(image_config))
 
 
 class TextTower:
