@@ -201,8 +201,15 @@ def test_compose_stack_is_consistent() -> None:
     assert env["WITHSENSE_WORKER_ADDRESS"] == "worker:50052"
     assert env["WITHSENSE_API_KEYS_FILE"] == "/run/secrets/withsense_api_keys"
     assert env["WITHSENSE_AUDIT_SALT_FILE"] == "/run/secrets/withsense_audit_salt"
-    assert services["gateway"]["secrets"] == ["withsense_api_keys", "withsense_audit_salt"]
-    assert {"withsense_api_keys", "withsense_audit_salt"} <= set(compose["secrets"])
+    assert env["WITHSENSE_INDEX_API_KEYS_FILE"] == "/run/secrets/withsense_index_api_keys"
+    assert services["gateway"]["secrets"] == ["withsense_api_keys", "withsense_index_api_keys",
+                                              "withsense_audit_salt"]
+    assert {"withsense_api_keys", "withsense_index_api_keys", "withsense_audit_salt"} <= set(
+        compose["secrets"])
+    # The indexer writes: it sends an index key, mounted from the same secret as the gateway's.
+    indexer = services["indexer"]
+    assert indexer["secrets"] == ["withsense_index_api_keys"]
+    assert "/run/secrets/withsense_index_api_keys" in indexer["command"]
     for service, condition in services["gateway"]["depends_on"].items():
         assert condition == {"condition": "service_healthy"}, service
 
