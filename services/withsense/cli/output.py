@@ -45,7 +45,7 @@ def print_search(result: dict[str, Any]) -> None:
     for rank, hit in enumerate(result["hits"], start=1):
         photo = (f"[yellow]{hit['disclaimer']}[/yellow] [dim]({hit['reason']})[/dim]"
                  if hit["withheld"] else hit["uri"])
-        table.add_row(str(rank), photo, f"{hit['score']:.3f}", ", ".join(hit["evidence"]) or "weak")
+        table.add_row(str(rank), photo, f"{hit['score']:.3f}", _evidence(hit))
     console.print(table)
     console.print(f"  [dim]reason: {result['reason']}[/dim]")
 
@@ -58,3 +58,10 @@ def print_index(report: dict[str, Any]) -> None:
                   f"{report.get('flags_changed', 0)})")
     for failure in report["failures"]:
         console.print(f"  [red]failed[/red] {failure['uri']}: {failure['reason']}")
+
+
+def _evidence(hit: dict[str, Any]) -> str:
+    """What a hit's score rests on; a withheld hit shows none (nothing about it leaves)."""
+    if hit["withheld"]:
+        return "-"
+    return ", ".join(hit["evidence"]) or "weak"
