@@ -49,11 +49,12 @@ def test_report_from_samples_and_rendering() -> None:
     latencies = [0.010] * 98 + [0.200, 1.000]
     report = LoadReport.from_samples(
         latencies_s=latencies,
-        statuses={"OK": 97, "UNAVAILABLE": 2, "DEADLINE_EXCEEDED": 1},
+        statuses={"OK": 95, "UNAVAILABLE": 2, "DEADLINE_EXCEEDED": 1, "RESOURCE_EXHAUSTED": 2},
         target="127.0.0.1:50051", mode="open", duration_s=10.0, elapsed_s=10.0,
         offered_qps=10.0, achieved_qps=9.7, requests=100, blocked=3,
     )
-    assert report.ok == 97 and report.errors == 3
+    # Shed requests (admission control) are counted apart from errors.
+    assert report.ok == 95 and report.errors == 3 and report.shed == 2
     assert report.errors_by_code == {"DEADLINE_EXCEEDED": 1, "UNAVAILABLE": 2}
     assert report.p50_ms == pytest.approx(10.0)
     assert report.p99_ms == pytest.approx(200.0)
@@ -62,9 +63,9 @@ def test_report_from_samples_and_rendering() -> None:
     for key in ("offered_qps", "achieved_qps", "requests", "ok", "errors_by_code", "p50_ms",
                 "p90_ms", "p95_ms", "p99_ms", "max_ms"):
         assert key in data
-    assert data["error_rate"] == pytest.approx(0.03)
+    assert data["error_rate"] == pytest.approx(0.03) and data["shed_rate"] == pytest.approx(0.02)
     table = render_table(report)
-    for text in ("p99", "200.0", "UNAVAILABLE", "achieved qps"):
+    for text in ("p99", "200.0", "UNAVAILABLE", "achieved qps", "shed"):
         assert text in table
     empty = LoadReport.from_samples(
         latencies_s=[], statuses={}, target="t", mode="closed", duration_s=1.0, elapsed_s=0.0,

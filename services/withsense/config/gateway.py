@@ -43,6 +43,22 @@ class GatewaySettings(BaseSettings):
     )
     worker_timeout_s: float = Field(default=10.0, gt=0, description="Deadline of worker calls.")
     store_timeout_s: float = Field(default=5.0, gt=0, description="Deadline of store calls.")
+    max_in_flight: int = Field(
+        default=16, ge=1, description="Admission control: searches served at once; more wait "
+        "for a slot (the text tower and scoring are CPU bound, so more in flight only queue).",
+    )
+    max_queued: int = Field(
+        default=64, ge=0, description="Admission control: searches that may wait for a slot; "
+        "beyond that a search is shed at once with RESOURCE_EXHAUSTED (HTTP 429).",
+    )
+    queue_timeout_ms: float = Field(
+        default=1000.0, gt=0, description="Admission control: how long a search may wait for a "
+        "slot before it is shed, so that accepted searches keep a bounded latency.",
+    )
+    query_cache_size: int = Field(
+        default=1024, ge=0, description="Query embeddings kept (LRU, keyed by the query texts "
+        "and the model version); 0: off.",
+    )
     data_dir: Path = Field(default=Path("data"), description="Embedded store lives here.")
     qdrant_url: str = Field(
         default="", description="Qdrant server URL; empty: the embedded Qdrant Edge store."

@@ -33,5 +33,11 @@ class Unavailable(GatewayError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class ResourceExhausted(GatewayError):
+    """The gateway is at capacity: the request was shed at once (admission control)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class DeadlineExceeded(GatewayError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED

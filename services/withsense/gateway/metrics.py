@@ -13,6 +13,8 @@ class GatewayMetrics:
     search_seconds: Histogram
     indexed: Counter
     errors: Counter
+    shed: Counter
+    query_cache: Counter
 
 
 METRICS = GatewayMetrics(
@@ -20,4 +22,7 @@ METRICS = GatewayMetrics(
     search_seconds=Histogram("withsense_gateway_search_seconds", "Search latency"),
     indexed=Counter("withsense_gateway_indexed_total", "Photos written to the store"),
     errors=Counter("withsense_gateway_errors_total", "Failed calls by gRPC code", ["method", "code"]),
+    shed=Counter("withsense_gateway_shed_total", "Searches shed by admission control"),
+    query_cache=Counter("withsense_gateway_query_cache_total", "Query embedding cache lookups",
+                        ["result"]),
 )

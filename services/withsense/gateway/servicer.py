@@ -43,7 +43,8 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
     async def search(self, request: pb.SearchRequest) -> pb.SearchResponse:
         started = time.perf_counter()
         params = search_params(request, self.engine.settings)
-        result = await self.engine.search(params)
+        async with self.engine.admission:
+            result = await self.engine.search(params)
         METRICS.search_seconds.observe(time.perf_counter() - started)
         hits = [pb.SearchHit(image_id=h.image_id, uri=h.uri, score=h.score, withheld=h.withheld,
                              disclaimer=self.engine.gate.disclaimer if h.withheld else "",

@@ -29,6 +29,7 @@ from withsense.compliance.photo_flags import (
 )
 from withsense.config import GatewaySettings
 from withsense.config.defaults import MAX_MESSAGE_BYTES
+from withsense.gateway.admission import Admission
 from withsense.gateway.compliance_gate import ComplianceGate, RegionDecision
 from withsense.gateway.errors import (
     DeadlineExceeded,
@@ -41,6 +42,7 @@ from withsense.gateway.errors import (
 from withsense.gateway.evidence import fuse
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
+from withsense.gateway.query_cache import QueryCache
 from withsense.gateway.worker_client import EmbeddedImages, WorkerClient
 from withsense.keywords import document_vector, query_vector
 from withsense.model.fusion import FusionError, FusionModel
@@ -101,6 +103,10 @@ class SearchEngine:
         self.gate = gate
         self.thumbnails = thumbnails
         self.model_version = ""
+        self.query_cache: QueryCache[tuple[np.ndarray, str, list[Any]]] = QueryCache(
+            settings.query_cache_size)
+        self.admission = Admission(settings.max_in_flight, settings.max_queued,
+                                   settings.queue_timeout_ms / 1000)
         # Set when a store write failed midway: what the store holds is then unknown until the
         # catalogue settles it at the next start, so nothing is served (see _store_write).
         self.store_failure = ""
@@ -155,6 +161,17 @@ class SearchEngine:
         log.info("visual minor detector %s, threshold %s", info.minor_detector_version, threshold)
         return VisualCheck(version=info.minor_detector_version, threshold=threshold)
 
+    async def _embed_query(self, texts: list[str]) -> tuple[np.ndarray, str, list[Any]]:
+        """The worker's embedding of the query texts, through the query cache."""
+        key = tuple(texts)
+        cached = self.query_cache.get(key, self.model_version)
+        if cached is None:
+            vectors, version, paths = await self.worker.embed_texts_routed(texts)
+            vectors.setflags(write=False)  # shared by every search that hits the cache
+            cached = (vectors, version, paths)
+            self.query_cache.put(key, self.model_version, cached)
+        return cached
+
     async def _store_call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self.store_failure:
             raise Unavailable(self.store_failure)
@@ -201,7 +218,7 @@ class SearchEngine:
         # ("baby" in "baby blue"); embedded in the same worker call when it differs.
         judged = self.gate.policy.semantic_text(params.query) if region.restricted else params.query
         texts = [params.query] if judged == params.query else [params.query, judged]
-        query_vectors, version, paths = await self.worker.embed_texts_routed(texts)
+        query_vectors, version, paths = await self._embed_query(texts)
         self.model_version = version or self.model_version
         query = query_vectors[0]
         if region.restricted:

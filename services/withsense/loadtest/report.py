@@ -25,6 +25,11 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return float(sorted_values[min(max(rank, 1), n) - 1])
 
 
+# The status of a request shed by the gateway's admission control: an answer at capacity, which
+# the report counts apart from errors.
+SHED_CODE = "RESOURCE_EXHAUSTED"
+
+
 @dataclass
 class LoadReport:
     """One load test run. Latencies are in milliseconds over every completed request, failed ones
@@ -40,6 +45,7 @@ class LoadReport:
     requests: int  # sent
     ok: int
     errors_by_code: dict[str, int] = field(default_factory=dict)  # gRPC status name -> count
+    shed: int = 0  # RESOURCE_EXHAUSTED: refused at once by admission control, not an error
     p50_ms: float | None = None
     p90_ms: float | None = None
     p95_ms: float | None = None
@@ -58,10 +64,15 @@ class LoadReport:
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
+    @property
+    def shed_rate(self) -> float:
+        return self.shed / self.requests if self.requests else 0.0
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["errors"] = self.errors
         data["error_rate"] = self.error_rate
+        data["shed_rate"] = self.shed_rate
         return data
 
     @classmethod
@@ -76,10 +87,12 @@ class LoadReport:
         ordered = sorted(latencies_s)
         ms = [v * 1000.0 for v in ordered]
         ok = int(statuses.get("OK", 0))
-        errors = {k: int(v) for k, v in sorted(statuses.items()) if k != "OK" and v}
+        errors = {k: int(v) for k, v in sorted(statuses.items())
+                  if k not in ("OK", SHED_CODE) and v}
         return cls(
             ok=ok,
             errors_by_code=errors,
+            shed=int(statuses.get(SHED_CODE, 0)),
             p50_ms=percentile(ms, 50),
             p90_ms=percentile(ms, 90),
             p95_ms=percentile(ms, 95),
@@ -106,6 +119,7 @@ def _rows(report: LoadReport) -> list[tuple[str, str]]:
         ("achieved qps", f"{report.achieved_qps:.1f}"),
         ("requests", str(report.requests)),
         ("ok", f"{report.ok} ({report.blocked} blocked by the query policy)"),
+        ("shed", f"{report.shed} ({100 * report.shed_rate:.2f} %, RESOURCE_EXHAUSTED at once)"),
         ("errors", f"{report.errors} ({100 * report.error_rate:.2f} %)"),
     ]
     rows += [(f"  {code}", str(n)) for code, n in report.errors_by_code.items()]
