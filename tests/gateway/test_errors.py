@@ -84,7 +84,10 @@ def test_stopped_worker_fails_fast_and_recovers(background_loop, model_runtime, 
 
     worker = background_loop.run(start_worker(WorkerSettings(port=0), runtime=model_runtime))
     port = worker.port
-    gateway = start_gateway(worker_address=f"127.0.0.1:{port}", worker_timeout_s=5.0)
+    # No query cache: every search must reach the worker (the store is empty, so the cached
+    # query alone would answer without it).
+    gateway = start_gateway(worker_address=f"127.0.0.1:{port}", worker_timeout_s=5.0,
+                            query_cache_size=0)
     stub = search_stub(gateway.address)
     request = pb.SearchRequest(query="a cat", top_k=1, region="US")
     stub.Search(request, timeout=30)
