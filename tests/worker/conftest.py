@@ -29,14 +29,17 @@ TEST_WORKER_SETTINGS: dict[str, Any] = {
 def worker_runtime(request: pytest.FixtureRequest):
     """The real model, loaded once per session (the root conftest's `model_runtime` when it
     exists), with its image tower on the worker's default path (image_backend="auto": ONNX
-    Runtime on the CPU) -- a copy sharing the weights, so model_runtime itself is untouched."""
+    Runtime on the CPU) and its English text path on the worker's default (text_backend="auto":
+    ONNX Runtime on the CPU) -- a copy sharing the weights, so model_runtime itself is untouched."""
     try:
         base = request.getfixturevalue("model_runtime")
     except pytest.FixtureLookupError:
         from withsense.model.runtime import ModelRuntime
 
         base = ModelRuntime()
-    return base.with_image_backend(WorkerSettings().image_backend)
+    settings = WorkerSettings()
+    return base.with_image_backend(settings.image_backend).with_text_backend(
+        settings.text_backend, settings.text_precision, settings.text_threads)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -58,6 +58,13 @@ class GatewaySettings(BaseSettings):
     query_cache_size: int = Field(
         default=1024, ge=0, description="Query embeddings kept (LRU, keyed by the query texts "
         "and the model version); 0: off.",
+    )
+    score_in: Literal["auto", "gateway", "worker"] = Field(
+        default="auto",
+        description="Where candidates are scored: 'gateway' (the store returns their vectors; "
+        "numpy, or the Triton kernel with a GPU here: no second worker call), 'worker' (its "
+        "Score call), or 'auto' (the gateway, unless the worker scores on a GPU and the gateway "
+        "has none). Same probabilities either way (docs/benchmarks.md, Search path).",
     )
     data_dir: Path = Field(default=Path("data"), description="Embedded store lives here.")
     qdrant_url: str = Field(

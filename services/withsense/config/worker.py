@@ -75,6 +75,24 @@ class WorkerSettings(BaseSettings):
         description="Image tower runtime: ONNX Runtime on the CPU ('onnx'), eager torch ('torch'), "
         "or 'auto' (ONNX Runtime on the CPU when installed, torch on CUDA).",
     )
+    text_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="English text path (MiniLM + the text head) runtime: ONNX Runtime ('onnx', "
+        "about 2x faster than eager torch for a query on 2 cores, equal to 1e-6; "
+        "docs/benchmarks.md), eager torch ('torch', the reference), or 'auto' (ONNX Runtime on "
+        "the CPU when it can be had, torch on CUDA).",
+    )
+    text_precision: Literal["fp32", "int8"] = Field(
+        default="fp32",
+        description="ONNX text path precision. int8 (dynamic quantization) is faster but moves "
+        "caption embeddings to cosine 0.98-0.99 of fp32, below the 0.995 the project asks for "
+        "(benchmarks/bench_text_tower.py).",
+    )
+    text_threads: int = Field(
+        default=1, ge=1, le=64,
+        description="Intra-op threads of the ONNX text path: one is fastest for single queries "
+        "on 2 shared cores (docs/benchmarks.md).",
+    )
     warmup: bool = Field(
         default=True, description="Run one tiny text and photo through the model before SERVING."
     )

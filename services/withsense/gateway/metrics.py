@@ -15,6 +15,7 @@ class GatewayMetrics:
     errors: Counter
     shed: Counter
     query_cache: Counter
+    stage_seconds: Histogram
 
 
 METRICS = GatewayMetrics(
@@ -25,4 +26,10 @@ METRICS = GatewayMetrics(
     shed=Counter("withsense_gateway_shed_total", "Searches shed by admission control"),
     query_cache=Counter("withsense_gateway_query_cache_total", "Query embedding cache lookups",
                         ["result"]),
+    # Where a search's wall time goes (docs/benchmarks.md, Search path): policy, embed, store,
+    # score, fuse.
+    stage_seconds=Histogram("withsense_gateway_search_stage_seconds",
+                            "Wall time of each stage of a search", ["stage"],
+                            buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+                                     0.2, 0.5, 1.0)),
 )

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -43,6 +44,7 @@ from withsense.gateway.evidence import fuse
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.query_cache import QueryCache
+from withsense.gateway.scoring import LocalScorer, local_scorer
 from withsense.gateway.worker_client import EmbeddedImages, WorkerClient
 from withsense.keywords import document_vector, query_vector
 from withsense.model.fusion import FusionError, FusionModel
@@ -59,6 +61,7 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 # four valid 18 MB photos go in two calls instead of failing as one 72 MB message.
 INDEX_CHUNK_BYTES = MAX_MESSAGE_BYTES // 2
 DESCRIPTION_BATCH = 64  # texts per EmbedText call when indexing descriptions
+LEXICON_WARM_UP = "dogs running on beaches, собаки бегают"  # loads the English and Russian lemmatisers
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class SearchEngine:
         self.store_failure = ""
         self.on_store_failure: Callable[[], Awaitable[None]] | None = None
         self.fusion: FusionModel | None = None
+        self.scorer: LocalScorer | None = None  # None: the worker's Score call scores
         self.visual = VisualCheck(version="", threshold=None)  # none until start(): withhold
 
     async def start(self) -> None:
@@ -129,6 +133,9 @@ class SearchEngine:
             raise GatewayError(f"the worker's model {info.model_version}: {exc}") from None
         log.info("scores rest on %s", "pixels, descriptions and keywords" if self.fusion
                  else "pixels alone (the model has no fusion.json)")
+        self.scorer = local_scorer(self.settings.score_in, scale=info.scale, bias=info.bias,
+                                   model_version=info.model_version,
+                                   worker_backend=info.score_backend)
         vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts(), ENGLISH)
         model_threshold = (info.semantic_child_threshold
                            if info.HasField("semantic_child_threshold") else None)
@@ -141,6 +148,9 @@ class SearchEngine:
             threshold = self.gate.set_multilingual_prototypes(vectors, model_threshold)
             log.info("semantic child-query threshold of the multilingual path %.3f", threshold)
         self.visual = self._visual_check(info)
+        # The lexicon's lemmatisers load their dictionaries on first use (seconds on 2 busy
+        # cores): load them now rather than in the first restricted search.
+        await asyncio.to_thread(self.gate.policy.check, LEXICON_WARM_UP)
 
     def _visual_check(self, info: Any) -> VisualCheck:
         """The visual minor detector in force: the worker's, at the configured operating point
@@ -210,6 +220,7 @@ class SearchEngine:
 
     async def search(self, params: SearchParams) -> SearchResult:
         region = self.gate.region(params.region)
+        stage = _StageClock()
         if region.restricted:
             decision = self.gate.policy.check(params.query)
             if decision.blocked:
@@ -218,24 +229,28 @@ class SearchEngine:
         # ("baby" in "baby blue"); embedded in the same worker call when it differs.
         judged = self.gate.policy.semantic_text(params.query) if region.restricted else params.query
         texts = [params.query] if judged == params.query else [params.query, judged]
+        stage.done("policy")
         query_vectors, version, paths = await self._embed_query(texts)
         self.model_version = version or self.model_version
         query = query_vectors[0]
+        stage.done("embed")
         if region.restricted:
             # Each path (English, multilingual) has its own prototypes and threshold.
             decision = self.gate.policy_for(paths[-1]).check(params.query, embedding=query_vectors[-1])
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"
+        stage.done("semantic")
         candidates: list[StoreHit] = await self._store_call(
             self.store.hybrid_search, query, query_vector(params.query) or None,
             params.top_k * self.settings.oversample,
             exclude_minor=drop_flagged, filters=params.filters or None,
         )
+        stage.done("store")
         # The fusion model learnt from English queries against English descriptions; a query on
         # the multilingual path is scored by its pixels alone rather than out of distribution.
         fusion = self.fusion if paths[0] == ENGLISH else None
-        hits = await self._rescore(query, candidates, params, region, fusion)
+        hits = await self._rescore(query, candidates, params, region, fusion, stage)
         withheld = sum(hit.withheld for hit in hits)
         reason = f"query allowed; {region.describe()}; {withheld} of {len(hits)} hits withheld"
         if drop_flagged:
@@ -258,14 +273,17 @@ class SearchEngine:
         )
 
     async def _rescore(self, query: np.ndarray, candidates: list[StoreHit], params: SearchParams,
-                       region: RegionDecision, fusion: FusionModel | None) -> list[Hit]:
+                       region: RegionDecision, fusion: FusionModel | None,
+                       stage: _StageClock | None = None) -> list[Hit]:
+        stage = stage or _StageClock()
         # A candidate without a vector cannot be scored: leave it out here, so that the
         # probabilities are paired with the very candidates that were scored.
         candidates = [c for c in candidates if c.vector is not None]
         if not candidates:
             return []
         vectors = np.stack([c.vector for c in candidates])
-        pixels = await self.worker.score(query, vectors)
+        pixels = await self._pixel_probabilities(query, vectors)
+        stage.done("score")
         probabilities, evidence = fuse(fusion, params.query, query, candidates, pixels)
         order = np.argsort(-probabilities, kind="stable")
         hits: list[Hit] = []
@@ -274,7 +292,16 @@ class SearchEngine:
             if probability < params.min_score or len(hits) == params.top_k:
                 break
             hits.append(self._hit(candidate, probability, evidence[index], region))
+        stage.done("fuse")
         return hits
+
+    async def _pixel_probabilities(self, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """p(match) of each candidate from its image vector: scored here when the gateway
+        holds the model's t and b for the model that embedded the query, else by the worker."""
+        scorer = self.scorer
+        if scorer is not None and scorer.model_version == self.model_version:
+            return scorer(query, vectors)
+        return await self.worker.score(query, vectors)
 
     def _hit(self, candidate: StoreHit, probability: float, evidence: tuple[str, ...],
              region: RegionDecision) -> Hit:
@@ -547,6 +574,18 @@ class SearchEngine:
         return {"images": images, "flagged": flagged, "store_backend": self.store.backend,
                 "model_version": self.model_version,
                 "restricted_regions": list(self.settings.restricted_regions)}
+
+
+class _StageClock:
+    """Observes the wall time of each stage of a search (``withsense_gateway_search_stage_seconds``)."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        now = time.perf_counter()
+        METRICS.stage_seconds.labels(stage=stage).observe(now - self._last)
+        self._last = now
 
 
 def _payload(item: IndexItem) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from withsense.model.fusion import FUSION_FILE, FusionModel, load_fusion
 from withsense.model.language import ENGLISH, MULTILINGUAL, TEXT_PATHS, TextPath, text_path
 from withsense.model.minor import MinorDetector, load_minor_detector
 from withsense.model.multilingual import MultilingualError, MultilingualTower, TextMap, load_map
+from withsense.model.text_onnx import TEXT_BACKENDS, OnnxTextSession
 from withsense.model.towers import ImageFeatures, ImageTower, TextTower, image_tower_from_config
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,14 @@ class ModelRuntime:
     def __init__(
         self, model_dir: Path | None = None, *, device: str | None = None,
         image_backend: str = DEFAULT_IMAGE_BACKEND, multilingual_threads: int = 1,
+        text_backend: str = "torch", text_precision: str = "fp32", text_threads: int = 1,
     ) -> None:
         """image_backend: "torch" (eager), "onnx" (ONNX Runtime, CPU only) or "auto" (ONNX
         Runtime on the CPU when installed, else torch; always torch on CUDA).
-        multilingual_threads: OpenMP threads of the multilingual text tower (0: all cores)."""
+        multilingual_threads: OpenMP threads of the multilingual text tower (0: all cores).
+        text_backend: the English text path (MiniLM + text head) on "torch" (eager, the
+        reference), "onnx" or "auto", as image_backend; text_precision "fp32" or "int8" and
+        text_threads (intra-op threads) apply to ONNX Runtime (see ``text_onnx``)."""
         started = time.perf_counter()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type != "cpu" and image_backend == "auto":
@@ -131,11 +136,37 @@ class ModelRuntime:
             recorded = self.artifact.config.get("files", {}).get(FUSION_FILE)
             self.fusion = load_fusion(artifact_dir, recorded)
         self.minor: MinorDetector | None = load_minor_detector(self.artifact.path, self.artifact.config)
+        self.text_onnx: OnnxTextSession | None = None
+        self.text_backend = self._set_text_backend(text_backend, text_precision, text_threads)
         if self.minor is None:
             log.warning("model %s has no visual minor detector: the gateway withholds every photo "
                         "indexed with it", self.version)
         self.load_seconds = time.perf_counter() - started
         log.info("model %s loaded in %.1f s", self.version, self.load_seconds)
+
+    def _set_text_backend(self, backend: str, precision: str, threads: int) -> str:
+        """Builds the ONNX Runtime text session when asked (``auto``: on the CPU, if it can be
+        had); returns the backend in force."""
+        if backend not in TEXT_BACKENDS:
+            raise ValueError(f"unknown text backend {backend!r}; choose one of {TEXT_BACKENDS}")
+        if backend == "torch" or (backend == "auto" and self.device.type != "cpu"):
+            return "torch"
+        try:
+            self.text_onnx = OnnxTextSession(self.text_tower, self.model, precision=precision,
+                                             threads=threads)
+        except Exception as exc:  # noqa: BLE001 - any export/runtime failure: eager still works
+            if backend == "onnx":
+                raise
+            log.warning("ONNX Runtime text path unavailable (%s): using eager torch", exc)
+            return "torch"
+        return f"onnx-{precision}"
+
+    def with_text_backend(self, backend: str, precision: str = "fp32", threads: int = 1) -> ModelRuntime:
+        """A runtime sharing this one's model whose English text path runs on `backend`."""
+        twin = copy.copy(self)
+        twin.text_onnx = None
+        twin.text_backend = twin._set_text_backend(backend, precision, threads)
+        return twin
 
     def with_image_backend(self, backend: str) -> ModelRuntime:
         """A runtime sharing this one's model whose image tower runs on `backend` (see
@@ -191,13 +222,20 @@ class ModelRuntime:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         english = [i for i, p in enumerate(paths) if p == ENGLISH]
         other = [i for i, p in enumerate(paths) if p == MULTILINGUAL]
-        if english:
-            features = self.text_tower.encode([texts[i] for i in english]).to(self.device)
-            out[english] = self.model.embed_text(features).float().cpu().numpy()
+        if english and self.text_onnx is not None:
+            out[english] = self.text_onnx([texts[i] for i in english])
+        elif english:
+            out[english] = self.torch_text_vectors([texts[i] for i in english])
         if other:
             assert self.text_map is not None and self.multilingual_tower is not None
             out[other] = self.text_map(self.multilingual_tower.encode([texts[i] for i in other]))
         return out, paths
+
+    @torch.inference_mode()
+    def torch_text_vectors(self, texts: list[str]) -> np.ndarray:
+        """The English path in eager torch (also the reference the ONNX path is checked against)."""
+        features = self.text_tower.encode(texts).to(self.device)
+        return self.model.embed_text(features).float().cpu().numpy()
 
     @torch.inference_mode()
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:

@@ -353,6 +353,21 @@ class TextTower:
         self.model.eval()
 
     @property
+    def transformer(self) -> torch.nn.Module:
+        """The MiniLM network itself (sentence-transformers' first module wraps it)."""
+        return self.model[0].auto_model
+
+    @property
+    def tokenizer_file(self) -> Path:
+        """The fast tokenizer's definition, the one sentence-transformers loads."""
+        return text_model_dir() / "tokenizer.json"
+
+    @property
+    def max_seq_length(self) -> int:
+        """Tokens kept of a text (special tokens included); longer texts are truncated."""
+        return int(self.model.max_seq_length)
+
+    @property
     def dim(self) -> int:
         dim_of = (
             getattr(self.model, "get_embedding_dimension", None)
@@ -378,5 +393,5 @@ class TextTower:
             "weights_sha256": sha256_file(text_weights_path()),
             "dim": self.dim,
             "normalize": True,
-            "max_seq_length": int(self.model.max_seq_length),
+            "max_seq_length": self.max_seq_length,
         }

@@ -47,7 +47,9 @@ def load_runtime(settings: WorkerSettings, model_settings: ModelSettings | None 
     if model_settings.torch_threads:
         torch.set_num_threads(model_settings.torch_threads)
     return ModelRuntime(model_settings.model_dir, image_backend=settings.image_backend,
-                        multilingual_threads=model_settings.multilingual_threads)
+                        multilingual_threads=model_settings.multilingual_threads,
+                        text_backend=settings.text_backend, text_precision=settings.text_precision,
+                        text_threads=settings.text_threads)
 
 
 def _vectors(array: np.ndarray) -> list[pb.Vector]:

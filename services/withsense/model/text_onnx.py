@@ -1,0 +1,125 @@
+"""The English text path on ONNX Runtime: MiniLM, mean pooling and the artifact's text head.
+
+One ONNX graph takes token ids and the attention mask and returns the joint-space unit vectors
+(MiniLM -> masked mean -> L2 -> text head -> L2), so a query costs one session run instead of
+sentence-transformers' Python pipeline and eager torch. The tokenizer is the Rust `tokenizers`
+one, loaded from the same `tokenizer.json`, truncating at the tower's max_seq_length as
+sentence-transformers does.
+
+Precisions (measured in benchmarks/bench_text_tower.py, docs/benchmarks.md): ``fp32`` matches
+the eager path to ~1e-6; ``int8`` (dynamic quantization of the weights) is kept only where the
+benchmark showed it within cosine 0.995 of fp32 and R@K not lower.
+
+The graph is exported at load, in memory (a couple of seconds), like the image tower's: nothing
+is cached on disk, so it always matches the loaded weights. Intra-op threads default to one: a
+query is ~10-20 tokens, too small to split, and the gateway and the worker's other threads share
+the cores (busy-waiting is off for the same reason).
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+TEXT_BACKENDS = ("torch", "onnx", "auto")
+TEXT_PRECISIONS = ("fp32", "int8")
+
+
+class _JointText(torch.nn.Module):
+    """Token ids -> joint-space unit vectors: what TextTower.encode + FusedModel.embed_text do."""
+
+    def __init__(self, transformer: torch.nn.Module, head: Any) -> None:
+        super().__init__()
+        self.transformer = transformer
+        self.head = head
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask)[0]
+        mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return self.head.embed_text(F.normalize(pooled, dim=-1))
+
+
+def _export(transformer: torch.nn.Module, head: Any) -> bytes:
+    module = _JointText(transformer, head).eval()
+    example = (torch.ones(1, 8, dtype=torch.int64), torch.ones(1, 8, dtype=torch.int64))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, example, buffer, input_names=["input_ids", "attention_mask"],
+            output_names=["vectors"], opset_version=17, dynamo=False,
+            dynamic_axes={"input_ids": {0: "n", 1: "tokens"}, "attention_mask": {0: "n", 1: "tokens"},
+                          "vectors": {0: "n"}},
+        )
+    return buffer.getvalue()
+
+
+def _quantize_int8(model: bytes) -> bytes:
+    """Dynamic int8 quantization of the weights (activations quantized at run time)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="withsense-text-onnx-") as tmp:
+        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(model)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
+        return target.read_bytes()
+
+
+class OnnxTextSession:
+    """MiniLM + the artifact's text head in one ONNX Runtime session, with the fast tokenizer."""
+
+    def __init__(self, tower: Any, head: Any, *, precision: str = "fp32", threads: int = 1) -> None:
+        """tower: a ``TextTower`` (its MiniLM weights and tokenizer); head: the ``FusedModel``."""
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        if precision not in TEXT_PRECISIONS:
+            raise ValueError(f"unknown text precision {precision!r}; choose one of {TEXT_PRECISIONS}")
+        self.precision = precision
+        self.threads = threads
+        self.max_tokens = tower.max_seq_length
+        self.tokenizer = Tokenizer.from_file(str(tower.tokenizer_file))
+        self.tokenizer.enable_truncation(max_length=self.max_tokens)
+        self.tokenizer.no_padding()
+        model = _export(tower.transformer, head)
+        if precision == "int8":
+            model = _quantize_int8(model)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.dim = int(self.session.get_outputs()[0].shape[-1] or head.config.dim)
+
+    def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(input_ids, attention_mask) [n, longest], padded with 0 (BERT's [PAD])."""
+        encodings = self.tokenizer.encode_batch(texts)
+        longest = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), longest), dtype=np.int64)
+        mask = np.zeros((len(texts), longest), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, :len(encoding.ids)] = encoding.ids
+            mask[row, :len(encoding.ids)] = 1
+        return ids, mask
+
+    def __call__(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Joint-space unit vectors [n, dim] of English texts."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            ids, mask = self.tokenize(texts[start:start + batch_size])
+            parts.append(self.session.run(["vectors"], {"input_ids": ids, "attention_mask": mask})[0])
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+__all__ = ["TEXT_BACKENDS", "TEXT_PRECISIONS", "OnnxTextSession"]
