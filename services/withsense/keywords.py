@@ -95,22 +95,35 @@ def query_vector(text: str) -> SparseVector:
     return _sparse(Counter(forms), [1.0] * len(forms))
 
 
-def keyword_coverage(text: str, document_indices: Iterable[int]) -> float:
-    """Share of the query's content words with a form among `document_indices` (0 if none)."""
+def query_words(text: str) -> list[frozenset[int]]:
+    """The forms of each distinct content word of a query (what ``coverage`` counts)."""
     words = [token_indices(t) for t in dict.fromkeys(content_tokens(text))]
-    words = [w for w in words if w]
+    return [w for w in words if w]
+
+
+def coverage(words: Sequence[frozenset[int]], document_indices: Iterable[int]) -> float:
+    """Share of the query's words (``query_words``) with a form among `document_indices`.
+    A search computes the words once for all its candidates: lemmatising the query again for
+    each of ~100 candidates cost ~10-35 ms a search on 2 cores."""
     if not words:
         return 0.0
     have = set(document_indices)
     return sum(1 for w in words if w & have) / len(words)
 
 
+def keyword_coverage(text: str, document_indices: Iterable[int]) -> float:
+    """Share of the query's content words with a form among `document_indices` (0 if none)."""
+    return coverage(query_words(text), document_indices)
+
+
 __all__ = [
     "STOP_WORDS",
     "SparseVector",
     "content_tokens",
+    "coverage",
     "document_vector",
     "hash_form",
     "keyword_coverage",
     "query_vector",
+    "query_words",
 ]

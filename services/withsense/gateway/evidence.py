@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from withsense.keywords import keyword_coverage
+from withsense.keywords import coverage, query_words
 from withsense.model.fusion import FusionModel, description_cosines, feature_matrix, image_logits
 from withsense.store import StoreHit
 
@@ -28,7 +28,8 @@ def fuse(fusion: FusionModel | None, query_text: str, query: np.ndarray,
     if fusion is None:
         return np.asarray(pixel_probabilities, dtype=np.float64), [PIXELS_ONLY] * len(candidates)
     cosines = [description_cosines(query, c.descriptions) for c in candidates]
-    keyword = np.asarray([keyword_coverage(query_text, c.keywords.indices) if c.keywords else 0.0
+    words = query_words(query_text)
+    keyword = np.asarray([coverage(words, c.keywords.indices) if c.keywords else 0.0
                           for c in candidates])
     features = feature_matrix(image_logits(pixel_probabilities), cosines, keyword)
     return fusion.probability(features), [tuple(e) for e in fusion.evidence(features)]

@@ -289,9 +289,12 @@ def hits_from_points(points: Sequence[Any], *, with_vectors: bool, dim: int) -> 
     Vectors are converted in one numpy call (one [n, dim] array, one row per hit), which is
     several times faster than one array per hit for a top-100.
     """
+    # `.vector` of an embedded-store point builds Python lists of every named vector on each
+    # access: read it once per point (three reads were ~1/3 of a search's gateway CPU).
+    stored = [p.vector for p in points]
     vectors: np.ndarray | None = None
     if with_vectors and points:
-        raws = [p.vector[VECTOR_NAME] if isinstance(p.vector, dict) else p.vector for p in points]
+        raws = [v[VECTOR_NAME] if isinstance(v, dict) else v for v in stored]
         vectors = np.asarray(raws, dtype=np.float32).reshape(len(points), dim)
     return [
         StoreHit(
@@ -299,10 +302,10 @@ def hits_from_points(points: Sequence[Any], *, with_vectors: bool, dim: int) -> 
             score=float(p.score),
             payload=dict(p.payload or {}),
             vector=None if vectors is None else vectors[i],
-            descriptions=_stored_descriptions(p.vector, dim),
-            keywords=_stored_keywords(p.vector),
+            descriptions=_stored_descriptions(vector, dim),
+            keywords=_stored_keywords(vector),
         )
-        for i, p in enumerate(points)
+        for i, (p, vector) in enumerate(zip(points, stored, strict=True))
     ]
 
 
