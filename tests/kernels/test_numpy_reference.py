@@ -44,10 +44,15 @@ def test_bad_segments_are_refused(queries, candidates, offsets, message):
         cosine_sigmoid_numpy(queries, candidates, np.asarray(offsets), 1.0, 0.0)
 
 
-def test_the_package_imports_without_torch_until_the_dispatch_is_used():
+def test_the_gateway_scores_without_importing_torch():
+    """The gateway image has no torch: the kernels package, the gateway and its scorer must
+    import (and score) without it."""
     import subprocess
     import sys
 
-    code = ("import sys; import withsense.kernels.numpy_reference; "
+    code = ("import sys, numpy as np; import withsense.gateway.server; "
+            "from withsense.gateway.scoring import local_scorer; "
+            "s = local_scorer('gateway', scale=10.0, bias=-10.0, model_version='v', "
+            "worker_backend='torch'); s(np.ones(4, np.float32), np.ones((2, 4), np.float32)); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
