@@ -121,12 +121,12 @@ RULES = [
     ("text tower (eager torch)", "transformers/", None),
     ("text tower (eager torch)", "withsense/model/fused.py", None),
     ("text tower (eager torch)", "withsense/model/towers.py", None),
-    ("score kernel (worker)", "withsense/kernels/", None),
+    ("cosine-sigmoid scoring", "withsense/kernels/", None),
     ("Score request parsing (worker)", "withsense/worker/protocol.py", {"parse_score"}),
     ("EmbedText request parsing (worker)", "withsense/worker/protocol.py", None),
     ("worker batching + model thread", "withsense/worker/batching.py", None),
     ("replies to protobuf (worker)", "withsense/worker/serving.py", {"_vectors", "score", "embed_text"}),
-    ("score (gateway)", "withsense/gateway/scoring.py", None),
+    ("cosine-sigmoid scoring", "withsense/gateway/scoring.py", None),
     ("store query (Qdrant Edge)", "withsense/store/edge.py", None),
     ("store hits to numpy", "withsense/store/base.py", None),
     ("Score request to protobuf (gateway)", "withsense/gateway/worker_client.py", {"score", "_pb_vector"}),
@@ -141,15 +141,25 @@ RULES = [
     ("metrics", "prometheus_client/", None),
 ]
 # py-spy samples a process from its start (it could not attach here): samples of start-up and of
-# lazy one-off loads (imports, dictionaries, model export, warm-up) are left out by these names.
+# lazy one-off loads (imports, dictionaries, model export, warm-up, the gateway's prototypes on
+# the multilingual path) are left out by these names, and so are idle threads that py-spy
+# counts as busy (an event loop in select, a thread pool waiting for work).
 START_UP = ("start_gateway", "start_worker", "_gateway", "EdgeStore.__init__", "EdgeStore.close",
-            "local_gpu", "serve_worker", "cmd_serve")
+            "local_gpu", "serve_worker", "cmd_serve", "MultilingualTower.encode")
+ONE_OFF_FILES = ("simplemma/strategies/dictionaries/",)
+IDLE_LEAVES = ("EpollSelector.select", "Thread.run", "Thread._bootstrap_inner", "Thread._bootstrap",
+               "_worker (concurrent/futures/thread.py:81)", "Condition.wait", "Event.wait")
 
 
 def categorise(stack_line: str) -> str | None:
-    frames = stack_line.split(";")
+    """A sample's category; None for start-up, one-off loads and idle threads."""
+    frames = [f for f in stack_line.split(";") if f.strip()]
     names = [f.split(" (", 1)[0] for f in frames]
+    if not frames or names[-1].endswith("select") or any(frames[-1].startswith(leaf) for leaf in IDLE_LEAVES):
+        return None
     if any(name in START_UP or "load" in name.lower() or "warm" in name.lower() for name in names):
+        return None
+    if any(part in frame for frame in frames for part in ONE_OFF_FILES):
         return None
     for frame in reversed(frames):
         for category, fragment, functions in RULES:
@@ -239,18 +249,18 @@ def profile(name: str, gallery: Path, work: Path, args, queries: list[str]) -> l
         if n:
             rows.append([f"gateway wall: {stage}", f"{1000 * (total - before[0]) / n:.2f}", "", ""])
     rows.append(["client wall per search (median)", f"{wall_ms:.2f}", "", ""])
-    # py-spy counts a thread that waits for a core as busy, so on a loaded machine its sample
-    # counts overstate CPU: each category gets its share of the process's samples, times the
-    # process's CPU per search measured by the kernel (/proc).
+    # Two views of CPU, both shown: the kernel's CPU time of each process per search (/proc:
+    # exact, native threads included, no split), and py-spy's samples per category per search
+    # (the split; it counts a thread waiting for a core or for the GIL as busy, so on a loaded
+    # machine its milliseconds run high, and it does not see native threads of its own).
     for (label, path), seconds in zip(files.items(), cpu, strict=True):
-        per_search = 1000 * seconds / searches
-        rows.append([f"**{label} CPU per search (/proc)**", "", "", f"{per_search:.2f}"])
+        rows.append([f"**{label} CPU per search (/proc)**", "", f"{1000 * seconds / searches:.2f}", ""])
         counts = read_profile(path)
         total = sum(counts.values()) or 1
         for category, samples in counts.most_common():
             if samples / total >= 0.005:
-                rows.append([f"{label}: {category}", "", f"{samples / total:.1%}",
-                             f"{per_search * samples / total:.2f}"])
+                rows.append([f"{label}: {category}", "", f"{1000 * samples / args.rate / searches:.2f}",
+                             f"{samples / total:.1%}"])
     return rows
 
 
@@ -296,10 +306,10 @@ def main() -> None:
                 for name in ("main (baseline)", "onnx text, scored in gateway"):
                     rows = profile(name, gallery, work, args, queries)
                     print(f"\nProfile of one search, {photos} photos, {name}: the gateway's stage "
-                          f"histogram (wall; main has none), CPU from /proc split by py-spy's samples "
-                          f"({args.rate} Hz); {load_note()}")
-                    print(markdown_table(["part", "wall ms (mean)", "share of samples", "CPU ms"], rows),
-                          flush=True)
+                          f"histogram (wall; main has none), CPU per process from /proc, py-spy's "
+                          f"samples per category ({args.rate} Hz); {load_note()}")
+                    print(markdown_table(["part", "wall ms (mean)", "CPU ms", "share of samples"],
+                                         rows), flush=True)
 
 
 def _embedder():

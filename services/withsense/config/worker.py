@@ -78,7 +78,7 @@ class WorkerSettings(BaseSettings):
     text_backend: Literal["auto", "onnx", "torch"] = Field(
         default="auto",
         description="English text path (MiniLM + the text head) runtime: ONNX Runtime ('onnx', "
-        "about 2x faster than eager torch for a query on 2 cores, equal to 1e-6; "
+        "1.6-1.8x faster than eager torch for a query on 2 cores, equal to 1e-6; "
         "docs/benchmarks.md), eager torch ('torch', the reference), or 'auto' (ONNX Runtime on "
         "the CPU when it can be had, torch on CUDA).",
     )
