@@ -1,0 +1,297 @@
+"""Indexing throughput through the real stack, two code paths interleaved, and where the time goes.
+
+Each code path (a source tree: this checkout, and a baseline such as /work/main) runs as its
+own `withsense serve all` process (worker + gateway, embedded store in a temporary folder,
+ephemeral ports, HTTP off). A driver process on the same code path indexes N photos with the
+client `withsense index` uses (`withsense.cli.client.index`: read the files, stream
+IndexImages, descriptions from the captions file) and times that call; then it deletes the
+photos again (DeleteImages by uri), so every repeat indexes into a store without them. The
+paths take turns (A B B A ...), so background load hits both alike; photos/s is the median.
+
+The breakdown runs each stage alone in this process, on the same photos, with this checkout's
+code: CPU cost per photo of every part of the indexing path. The tower's forward at batch B is
+the floor: no pipeline can index faster than the network runs.
+
+    nice -n 15 .venv/bin/python benchmarks/bench_index.py --baseline /work/main --photos 200
+
+Photos: the customer's (/work/shared/data/withsense, with extra/captions.txt); when absent,
+synthetic photos in the customer's format (trainer/withsense_train/synthetic.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_utils import load_note, markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+CUSTOMER = Path("/work/shared/data/withsense")
+
+# Runs in a subprocess on one code path: times the CLI's index call, then deletes the photos.
+DRIVER = r"""
+import argparse, asyncio, json, sys, time
+from pathlib import Path
+from withsense.cli.client import connect, index
+from withsense.client import find_photos
+
+folder, descriptions, target = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+args = argparse.Namespace(folder=folder, descriptions=Path(descriptions) if descriptions else None,
+                          target=target, json=True, api_key=None, api_key_file=None, tls_ca=None)
+
+async def main():
+    started = time.perf_counter()
+    report = await index(args)
+    seconds = time.perf_counter() - started
+    uris = [p.relative_to(folder).as_posix() for p in find_photos(folder)]
+    async with connect(args) as client:
+        await client.delete(uris=uris, timeout_s=600)
+    report.pop("failures")
+    print(json.dumps({"seconds": seconds, **report}))
+
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def code_env(root: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{root}/services:{root}/trainer", "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+            "WITHSENSE_METRICS_PORT": "0", **(overrides or {})}
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """'NAME=ENV=VALUE[,ENV=VALUE...]' -> (NAME, {ENV: VALUE})."""
+    name, _, settings = text.partition("=")
+    pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
+    if not name or any(len(pair) != 2 for pair in pairs):
+        raise SystemExit(f"--variant {text!r}: expected NAME=ENV=VALUE[,ENV=VALUE...]")
+    return name, dict(pairs)
+
+
+class ServedStack:
+    """`withsense serve all` of one code path in a subprocess."""
+
+    def __init__(self, name: str, root: Path, data_dir: Path, overrides: dict[str, str]) -> None:
+        self.name, self.root, self.overrides = name, root, overrides
+        port = free_port()
+        self.target = f"127.0.0.1:{port}"
+        self.log = open(data_dir.parent / f"{name}-serve.log", "w+")  # noqa: SIM115 - closed in stop
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "withsense.cli.main", "--log-level", "WARNING", "serve", "all",
+             "--port", str(port), "--worker-port", str(free_port()), "--http-port", "-1",
+             "--data-dir", str(data_dir)],
+            env=code_env(root, overrides), stdout=self.log, stderr=subprocess.STDOUT, text=True)
+
+    def wait_serving(self, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.log.seek(0)
+            if "serving:" in self.log.read():
+                return
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"{self.name}: serve all exited:\n{self.log.read()[-3000:]}")
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name}: not serving after {timeout_s:.0f} s")
+
+    def index(self, folder: Path, descriptions: Path | None) -> dict:
+        done = subprocess.run(
+            [sys.executable, "-c", DRIVER, str(folder), str(descriptions or ""), self.target],
+            env=code_env(self.root), capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{self.name}: index failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def photo_folder(tmp: Path, count: int) -> tuple[Path, Path | None, str]:
+    """A folder with `count` photos (links to the customer's, else synthetic ones), the
+    descriptions file and where they come from."""
+    images = CUSTOMER / "train_images"
+    folder = tmp / "photos"
+    folder.mkdir()
+    if images.is_dir():
+        for path in sorted(images.glob("*.jpg"))[:count]:
+            (folder / path.name).symlink_to(path)
+        captions = CUSTOMER / "extra" / "captions.txt"
+        return folder, captions if captions.is_file() else None, "customer photos"
+    from withsense_train.synthetic import generate
+
+    data = generate(tmp / "synthetic", images=count)
+    for path in sorted((data / "train_images").iterdir()):
+        path.rename(folder / path.name)
+    return folder, data / "extra" / "captions.txt", "synthetic photos (customer data absent)"
+
+
+def end_to_end(paths: dict[str, tuple[Path, dict[str, str]]], folder: Path,
+               descriptions: Path | None, photos: int, repeats: int, tmp: Path,
+               ) -> tuple[list[list[str]], dict[str, float]]:
+    stacks = {}
+    try:
+        for n, (name, (root, overrides)) in enumerate(paths.items()):  # one by one: start-up is heavy
+            (tmp / f"stack{n}").mkdir()
+            stacks[name] = ServedStack(name, root, tmp / f"stack{n}" / "data", overrides)
+            stacks[name].wait_serving()
+        for stack in stacks.values():  # warm-up: first calls, thread pools, store files
+            stack.index(folder, descriptions)
+        samples: dict[str, list[float]] = {name: [] for name in stacks}
+        counts: dict[str, dict] = {}
+        order = list(stacks)
+        for repeat in range(repeats):
+            for name in order if repeat % 2 == 0 else order[::-1]:
+                result = stacks[name].index(folder, descriptions)
+                samples[name].append(photos / result["seconds"])
+                counts[name] = result
+                print(f"  {name} repeat {repeat + 1}: {samples[name][-1]:.1f} photos/s "
+                      f"({load_note()})", flush=True)
+    finally:
+        for stack in stacks.values():
+            stack.stop()
+    base = statistics.median(samples[order[0]])
+    rows, medians = [], {}
+    for name in order:
+        median = statistics.median(samples[name])
+        medians[name] = median
+        c = counts[name]
+        root, overrides = paths[name]
+        label = f"{name} ({root}{''.join(f', {k}={v}' for k, v in overrides.items())})"
+        rows.append([label, f"{median:.1f}",
+                     f"{min(samples[name]):.1f}-{max(samples[name]):.1f}", f"{median / base:.2f}x",
+                     f"{1000 / median:.1f}", f"{c['indexed']} / {c['unchanged']} / {c['failed']}"])
+    return rows, medians
+
+
+def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -> list[list[str]]:
+    """ms per photo of each stage alone, on `count` photos, this checkout's code."""
+    sys.path[:0] = [str(ROOT / "services"), str(ROOT / "trainer")]
+    import numpy as np
+    import torch
+    from withsense.config import WorkerSettings
+    from withsense.descriptions import read_descriptions
+    from withsense.keywords import document_vector
+    from withsense.model.runtime import ModelRuntime
+    from withsense.store import ImageRecord, open_catalogued, point_id_for
+    from withsense.thumbnails import make_thumbnail
+    from withsense.v1 import search_pb2 as pb
+    from withsense.worker import protocol
+
+    paths = sorted(folder.iterdir())[:count]
+    texts = read_descriptions(descriptions) if descriptions else {}
+    runtime = ModelRuntime(image_backend=WorkerSettings().image_backend)
+    tower = runtime.image_tower
+    draft = protocol.draft_size_for(tower.image_size, float(tower.data_config.get("crop_pct") or 0.875))
+    settings = WorkerSettings()
+    rows: list[list[str]] = []
+
+    def timed(name: str, fn, items: int = len(paths), note: str = "") -> object:
+        fn()  # warm-up
+        started = time.perf_counter()
+        out = fn()
+        rows.append([name, f"{1000 * (time.perf_counter() - started) / items:.2f}", note])
+        return out
+
+    timed("client: read file + IndexImagesRequest encode", lambda: [
+        pb.IndexImagesRequest(image=p.read_bytes(), uri=p.name,
+                              descriptions=texts.get(p.name, [])).SerializeToString() for p in paths])
+    data = [p.read_bytes() for p in paths]
+    timed("gateway: SHA-256 (point id, content hash)", lambda: [hashlib.sha256(d).digest() for d in data])
+    images = timed("worker: decode (draft for large JPEGs)", lambda: [
+        protocol.decode_image(d, 0, settings, draft_size=draft) for d in data])
+    pixels = timed("worker: resize + crop + normalise", lambda: torch.stack(
+        [runtime.preprocess_image(im) for im in images]))
+    chunks = [pixels[i:i + batch] for i in range(0, len(paths), batch)]
+    timed(f"worker: tower forward, batch {batch} (the floor)",
+          lambda: [tower.features_from_pixels(c) for c in chunks],
+          note=f"{tower.backend}, {torch.get_num_threads()} threads")
+    embedded = timed("worker: tower + heads + minor detector", lambda: [
+        runtime.embed_pixels_with_minor(c) for c in chunks])
+    vectors = np.concatenate([v for v, _ in embedded])  # type: ignore[union-attr]
+    timed("gateway: thumbnail (decode, resize, WebP)", lambda: [make_thumbnail(d) for d in data])
+    per_photo = [texts.get(p.name, []) for p in paths]
+    flat = [t for ts in per_photo for t in ts]
+    described = timed(f"worker: description embedding ({len(flat) / len(paths):.1f} per photo)",
+                      lambda: [runtime.embed_texts(flat[i:i + 64]) for i in range(0, len(flat), 64)])
+    rows_of = np.concatenate(described) if flat else None  # type: ignore[arg-type]
+    keywords = timed("gateway: keywords", lambda: [document_vector(ts) for ts in per_photo])
+
+    def records() -> list:
+        out, row = [], 0
+        for p, d, v, ts, kw in zip(paths, data, vectors, per_photo, keywords, strict=True):  # type: ignore[arg-type]
+            desc = rows_of[row:row + len(ts)] if ts else None
+            row += len(ts)
+            payload = {"uri": p.name, "descriptions": ts, "minor": False, "flag_reasons": [],
+                       "content_hash": hashlib.sha256(d).hexdigest()}
+            out.append(ImageRecord(point_id_for(d), v, payload, descriptions=desc, keywords=kw))
+        return out
+
+    with tempfile.TemporaryDirectory() as store_dir:
+        for attempt in range(2):  # the first run is the warm-up; the second writes anew
+            store = open_catalogued(Path(store_dir) / str(attempt), runtime.dim)
+            batch_records = records()
+            started = time.perf_counter()
+            for i in range(0, len(batch_records), batch):
+                store.upsert(batch_records[i:i + batch])
+            elapsed = time.perf_counter() - started
+            store.close()
+        rows.append([f"gateway: store upsert + catalogue, batches of {batch}",
+                     f"{1000 * elapsed / len(paths):.2f}", "embedded Qdrant Edge"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", type=Path, help="another source tree, e.g. /work/main")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=ENV=VALUE,...",
+                        help="also this checkout with these environment settings (repeatable)")
+    parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--breakdown-photos", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16, help="tower batch of the breakdown")
+    parser.add_argument("--skip-breakdown", action="store_true")
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    args = parser.parse_args()
+    paths = {"baseline": (args.baseline.resolve(), {})} if args.baseline else {}
+    paths["this checkout"] = (ROOT, {})
+    paths.update((name, (ROOT, env)) for name, env in map(parse_variant, args.variant))
+    with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp_name:
+        tmp = Path(tmp_name)
+        folder, descriptions, source = photo_folder(tmp, args.photos)
+        photos = len(list(folder.iterdir()))
+        print(f"# Indexing benchmark: {photos} {source}, {os.cpu_count()} CPUs, {load_note()}")
+        if not args.skip_end_to_end:
+            rows, _ = end_to_end(paths, folder, descriptions, photos, args.repeats, tmp)
+            print(f"\n**Through `withsense index` (serve all, embedded store), median of "
+                  f"{args.repeats}**, {load_note()}\n")
+            print(markdown_table(["code path", "photos/s", "range", "vs first", "ms / photo",
+                                  "indexed / unchanged / failed"], rows))
+        if not args.skip_breakdown:
+            rows = breakdown(folder, descriptions, min(args.breakdown_photos, photos), args.batch)
+            print(f"\n**Each stage alone, ms per photo ({min(args.breakdown_photos, photos)} photos)**,"
+                  f" {load_note()}\n")
+            print(markdown_table(["stage", "ms / photo", "note"], rows))
+
+
+if __name__ == "__main__":
+    main()
