@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -71,7 +72,9 @@ def free_port() -> int:
 def code_env(root: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{root}/services:{root}/trainer", "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-            "WITHSENSE_METRICS_PORT": "0", **(overrides or {})}
+            "WITHSENSE_METRICS_PORT": "0",
+            # a shared, busy machine: the default 10 s deadline of worker calls can pass at start
+            "WITHSENSE_WORKER_TIMEOUT_S": "120", **(overrides or {})}
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
@@ -86,13 +89,15 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 class ServedStack:
     """`withsense serve all` of one code path in a subprocess."""
 
-    def __init__(self, name: str, root: Path, data_dir: Path, overrides: dict[str, str]) -> None:
+    def __init__(self, name: str, root: Path, data_dir: Path, overrides: dict[str, str],
+                 wrap: list[str] | None = None) -> None:
         self.name, self.root, self.overrides = name, root, overrides
         port = free_port()
         self.target = f"127.0.0.1:{port}"
         self.log = open(data_dir.parent / f"{name}-serve.log", "w+")  # noqa: SIM115 - closed in stop
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "withsense.cli.main", "--log-level", "WARNING", "serve", "all",
+            [*(wrap or []), sys.executable, "-m", "withsense.cli.main", "--log-level", "WARNING",
+             "serve", "all",
              "--port", str(port), "--worker-port", str(free_port()), "--http-port", "-1",
              "--data-dir", str(data_dir)],
             env=code_env(root, overrides), stdout=self.log, stderr=subprocess.STDOUT, text=True)
@@ -118,7 +123,11 @@ class ServedStack:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def stop(self) -> None:
-        self.process.terminate()
+        # SIGINT: the stack stops gracefully, and py-spy (when it wraps the stack) writes its file
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        for pid in (children.read_text().split() if children.exists() else []):
+            os.kill(int(pid), signal.SIGINT)
+        self.process.send_signal(signal.SIGINT)
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
@@ -222,9 +231,11 @@ def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -
     pixels = timed("worker: resize + crop + normalise", lambda: torch.stack(
         [runtime.preprocess_image(im) for im in images]))
     chunks = [pixels[i:i + batch] for i in range(0, len(paths), batch)]
-    timed(f"worker: tower forward, batch {batch} (the floor)",
+    passes = 2 if getattr(runtime.model.config, "tta", "none") == "flip" else 1
+    timed(f"worker: tower forward, batch {batch}, one pass",
           lambda: [tower.features_from_pixels(c) for c in chunks],
-          note=f"{tower.backend}, {torch.get_num_threads()} threads")
+          note=f"{tower.timm_name} at {tower.image_size} px, {tower.backend}, "
+               f"{torch.get_num_threads()} threads; the model's TTA needs {passes} per photo")
     embedded = timed("worker: tower + heads + minor detector", lambda: [
         runtime.embed_pixels_with_minor(c) for c in chunks])
     vectors = np.concatenate([v for v, _ in embedded])  # type: ignore[union-attr]
@@ -260,6 +271,75 @@ def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -
     return rows
 
 
+# Where a py-spy sample of the serving process goes: the first rule with a fragment in one of
+# its frames ("function (file:line)"), in this order. Samples of start-up and of lazy one-off
+# loads (imports, the lemmatiser's dictionaries, the prototypes on the multilingual path) are
+# left out by these names: py-spy could not attach here, so it samples the process from its start.
+START_UP = ("start_stack", "load_runtime", "_warm_up", "start_gateway", "start_worker",
+            "EdgeStore.__init__", "_find_and_load", "_load_unlocked", "get_dictionary",
+            "MultilingualTower", "_TypedDictMeta")
+PROFILE_RULES = [
+    ("worker: description embedding (text tower)", ("embed_texts_routed (", "_run_texts (")),
+    ("worker: tower forward", ("features_from_pixels (",)),
+    ("worker: heads + minor detector", ("embed_pixels_with_minor (",)),
+    ("worker: resize + crop + normalise", ("preprocess_image (", "transform_image (")),
+    ("worker: decode", ("decode_image (",)),
+    ("gateway: thumbnails (make + write)", ("make_thumbnail (", "thumbnails/store.py")),
+    ("gateway: store + catalogue", ("withsense/store/",)),
+    ("gateway: keywords", ("withsense/keywords.py",)),
+    ("gateway: audit log", ("audit",)),
+    ("gateway: plan, flags, payloads", ("withsense/gateway/serving.py", "photo_flags")),
+    ("gRPC + protobuf (both ends)", ("grpc", "_pb2", "protobuf", "servicer.py", "worker_client.py")),
+]
+
+
+def categorise(stack: str) -> str | None:
+    if any(name in stack for name in START_UP):
+        return None
+    for category, fragments in PROFILE_RULES:
+        if any(fragment in stack for fragment in fragments):
+            return category
+    return "other (event loop, threads, batching)"
+
+
+def profile(root: Path, folder: Path, descriptions: Path | None, tmp: Path, rate: int,
+            keep: Path | None = None) -> list[list[str]]:
+    """One indexing run of this checkout under py-spy (the whole `serve all` process): where
+    its Python threads' samples go. ONNX Runtime's and torch's own worker threads are native
+    threads py-spy does not see, so the model's share is a lower bound."""
+    import collections
+    import shutil
+
+    out = keep or tmp / "profile.txt"
+    spy = [shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record",
+           "--rate", str(rate), "--format", "raw", "--nonblocking", "-o", str(out), "--"]
+    (tmp / "profiled").mkdir()
+    stack = ServedStack("profiled", root, tmp / "profiled" / "data", {}, wrap=spy)
+    try:
+        stack.wait_serving()
+        stack.index(folder, descriptions)
+    finally:
+        stack.stop()
+    counts: collections.Counter = collections.Counter()
+    for line in out.read_text().splitlines() if out.exists() else []:
+        frames, _, n = line.rpartition(" ")
+        category = categorise(frames)
+        if category is not None and n.isdigit():
+            counts[category] += int(n)
+    total = sum(counts.values()) or 1
+    return [[category, f"{100 * n / total:.1f}%"] for category, n in counts.most_common()]
+
+
+def floor_note(rows: list[list[str]]) -> str:
+    """What the model alone allows, from the breakdown's rows."""
+    ms = {row[0].split(" (")[0].split(",")[0]: float(row[1]) for row in rows}
+    model = ms["worker: tower + heads + minor detector"]
+    texts = ms["worker: description embedding"]
+    return (f"The model alone: {1000 / model:.1f} photos/s for the photos (tower passes, heads, "
+            f"detector), {1000 / (model + texts):.1f} photos/s with their descriptions; every "
+            "other stage must hide behind it to reach that.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", type=Path, help="another source tree, e.g. /work/main")
@@ -271,6 +351,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="tower batch of the breakdown")
     parser.add_argument("--skip-breakdown", action="store_true")
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="also one run of this checkout under py-spy: where the samples go")
+    parser.add_argument("--profile-rate", type=int, default=50, help="py-spy samples per second")
+    parser.add_argument("--profile-out", type=Path, help="keep py-spy's raw samples in this file")
     args = parser.parse_args()
     paths = {"baseline": (args.baseline.resolve(), {})} if args.baseline else {}
     paths["this checkout"] = (ROOT, {})
@@ -286,11 +370,17 @@ def main() -> None:
                   f"{args.repeats}**, {load_note()}\n")
             print(markdown_table(["code path", "photos/s", "range", "vs first", "ms / photo",
                                   "indexed / unchanged / failed"], rows))
+        if args.profile:
+            rows = profile(ROOT, folder, descriptions, tmp, args.profile_rate, args.profile_out)
+            print(f"\n**Samples of the `serve all` process under py-spy, one indexing run of this "
+                  f"checkout**, {load_note()}\n")
+            print(markdown_table(["where", "share of Python-thread samples"], rows))
         if not args.skip_breakdown:
             rows = breakdown(folder, descriptions, min(args.breakdown_photos, photos), args.batch)
             print(f"\n**Each stage alone, ms per photo ({min(args.breakdown_photos, photos)} photos)**,"
                   f" {load_note()}\n")
             print(markdown_table(["stage", "ms / photo", "note"], rows))
+            print(f"\n{floor_note(rows)}")
 
 
 if __name__ == "__main__":
