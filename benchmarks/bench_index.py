@@ -200,15 +200,15 @@ def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -
     from withsense.config import WorkerSettings
     from withsense.descriptions import read_descriptions
     from withsense.keywords import document_vector
-    from withsense.model.runtime import ModelRuntime
     from withsense.store import ImageRecord, open_catalogued, point_id_for
     from withsense.thumbnails import make_thumbnail
     from withsense.v1 import search_pb2 as pb
     from withsense.worker import protocol
+    from withsense.worker.serving import load_runtime
 
     paths = sorted(folder.iterdir())[:count]
     texts = read_descriptions(descriptions) if descriptions else {}
-    runtime = ModelRuntime(image_backend=WorkerSettings().image_backend)
+    runtime = load_runtime(WorkerSettings())  # as the worker builds it (backends, threads)
     tower = runtime.image_tower
     draft = protocol.draft_size_for(tower.image_size, float(tower.data_config.get("crop_pct") or 0.875))
     settings = WorkerSettings()
