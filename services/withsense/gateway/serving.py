@@ -546,9 +546,9 @@ class SearchEngine:
         """Each photo's descriptions embedded like queries ([n, dim]); None without any. The
         batches go to the worker together (its batcher runs them back to back)."""
         texts = [text for item in items for text in item.descriptions]
-        batches = await asyncio.gather(*(self.worker.embed_texts(texts[start:start + DESCRIPTION_BATCH])
-                                         for start in range(0, len(texts), DESCRIPTION_BATCH)))
-        rows: list[np.ndarray] = [row for vectors, _ in batches for row in vectors]
+        calls = [self.worker.embed_texts(texts[start:start + DESCRIPTION_BATCH], bulk=True)
+                 for start in range(0, len(texts), DESCRIPTION_BATCH)]
+        rows: list[np.ndarray] = [row for vectors, _ in await asyncio.gather(*calls) for row in vectors]
         out: list[np.ndarray | None] = []
         for item in items:
             n = len(item.descriptions)
