@@ -62,3 +62,36 @@ def test_file_store_refuses_keys_that_are_not_digests(tmp_path, key):
     store = FileThumbnailStore(tmp_path)
     with pytest.raises(ValueError, match="SHA-256"):
         store.get(key)
+
+
+def _smooth_photo(size: tuple[int, int], mode: str = "RGB", exif_rotation: int = 0) -> bytes:
+    """A large JPEG with some detail (so that decoding at another scale could show)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(size, Image.BICUBIC)
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    if exif_rotation:
+        exif[0x0112] = exif_rotation
+    image.convert(mode).save(buffer, format="JPEG", quality=92, exif=exif)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+@pytest.mark.parametrize("rotation", [0, 6])
+def test_large_jpegs_decoded_in_draft_give_the_full_decodes_thumbnail(mode, rotation):
+    """A 2400 x 1200 JPEG is decoded at 1/2 scale (sides >= 512): same size and orientation as
+    the full decode's thumbnail, pixels within a few levels."""
+    import numpy as np
+    from PIL import ImageOps
+
+    data = _smooth_photo((2400, 1200), mode, rotation)
+    with Image.open(io.BytesIO(data)) as full:  # the reference: full decode, then the same steps
+        reference = ImageOps.exif_transpose(full).convert("RGB")
+        reference.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+    thumbnail = Image.open(io.BytesIO(make_thumbnail(data)))
+    assert thumbnail.size == reference.size == ((128, 256) if rotation == 6 else (256, 128))
+    difference = np.abs(np.asarray(thumbnail.convert("RGB"), dtype=np.float32)
+                        - np.asarray(reference, dtype=np.float32))
+    assert difference.mean() < 4, difference.mean()  # WebP at quality 80 alone moves ~2 levels

@@ -135,6 +135,13 @@ class GatewaySettings(BaseSettings):
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics HTTP port; 0: off."
     )
+    index_pipeline_depth: int = Field(
+        default=2, ge=1, le=8,
+        description="Chunks of an IndexImages stream (16 photos each) prepared at once: while "
+        "one is written to the store the next are embedded and thumbnailed. 1: one chunk at a "
+        "time. More keeps more photos in memory and more requests queued in the worker (each "
+        "must finish within worker_timeout_s); see docs/benchmarks.md, Indexing.",
+    )
 
     @field_validator("restricted_regions", mode="before")
     @classmethod

@@ -41,6 +41,7 @@ from withsense.gateway.errors import (
     Unavailable,
 )
 from withsense.gateway.evidence import fuse
+from withsense.gateway.index_pipeline import OrderedPipeline, chunks
 from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.query_cache import QueryCache
@@ -95,6 +96,29 @@ class IndexSummary:
     flags_changed: int = 0
     flagged_by_description: int = 0
     flagged_by_sight: int = 0
+
+
+@dataclass
+class ChunkPlan:
+    """What a chunk does to the store, decided from what the store held (`existing`)."""
+
+    ids: list[str]  # each item's image id, in the stream's order
+    existing: dict[str, dict[str, Any]]  # stored payloads of those ids
+    todo: dict[str, tuple[list[IndexItem], dict[str, Any]]] = field(default_factory=dict)
+    unchanged: list[IndexItem] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)  # ids to embed and write whole
+
+
+@dataclass
+class PreparedChunk:
+    """A chunk with its plan and what was made for it (by image id); nothing written yet."""
+
+    chunk: list[IndexItem]
+    plan: ChunkPlan
+    vectors: dict[str, tuple[np.ndarray, float | None]] = field(default_factory=dict)
+    described: dict[str, np.ndarray | None] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 class SearchEngine:
@@ -315,74 +339,107 @@ class SearchEngine:
     # --- indexing ---------------------------------------------------------------------------
 
     async def index(self, items: AsyncIterator[IndexItem | tuple[str, str]]) -> IndexSummary:
-        """Indexes a stream; an item that fails validation arrives as (name, reason)."""
+        """Indexes a stream; an item that fails validation arrives as (name, reason). Chunks
+        are prepared ahead (``index_pipeline``) and committed in order."""
         summary = IndexSummary()
         # The worker may have been restarted with another artifact: flags follow its detector.
         self.visual = self._visual_check(await self.worker.model_info())
-        chunk: list[IndexItem] = []
-        async for item in items:
-            if isinstance(item, tuple):
-                summary.failures.append(item)
-                continue
-            if chunk and sum(len(i.image) for i in chunk) + len(item.image) > INDEX_CHUNK_BYTES:
-                await self._index_chunk(chunk, summary)
-                chunk = []
-            chunk.append(item)
-            if len(chunk) == INDEX_CHUNK:
-                await self._index_chunk(chunk, summary)
-                chunk = []
-        if chunk:
-            await self._index_chunk(chunk, summary)
+        pipeline: OrderedPipeline[list[IndexItem], PreparedChunk] = OrderedPipeline(
+            self._prepare_chunk, lambda prepared: self._commit_chunk(prepared, summary),
+            self.settings.index_pipeline_depth)
+        try:
+            async for chunk in chunks(items, summary.failures, max_items=INDEX_CHUNK,
+                                      max_bytes=INDEX_CHUNK_BYTES):
+                await pipeline.submit(chunk)
+            await pipeline.drain()
+        finally:
+            await pipeline.close()
         if summary.indexed:
             await self._store_call(self.store.optimize)
         METRICS.indexed.inc(summary.indexed)
         return summary
 
-    async def _index_chunk(self, chunk: list[IndexItem], summary: IndexSummary) -> None:
+    def _plan(self, chunk: list[IndexItem], existing: dict[str, dict[str, Any]]) -> ChunkPlan:
         """One photo (one content) is one point with every uri it was sent under: the same
         bytes again add a uri, never a second photo. New photos are embedded; a photo already
         stored only has its payload updated (same content, same vector), unless its
         descriptions changed: then its description vectors and keywords are written anew."""
-        ids = [point_id_for(item.image) for item in chunk]
-        existing = await self._store_call(self.store.get, ids)
-        todo: dict[str, tuple[list[IndexItem], dict[str, Any]]] = {}
-        unchanged: list[IndexItem] = []
-        for image_id, item in zip(ids, chunk, strict=True):
-            summary.image_ids.append(image_id)
-            if image_id in todo:  # the same photo again in this chunk
-                items, payload = todo[image_id]
-                todo[image_id] = ([*items, item], _with_uris(payload, [*uris_of(payload), item.uri]))
+        plan = ChunkPlan(ids=[point_id_for(item.image) for item in chunk], existing=existing)
+        for image_id, item in zip(plan.ids, chunk, strict=True):
+            if image_id in plan.todo:  # the same photo again in this chunk
+                items, payload = plan.todo[image_id]
+                plan.todo[image_id] = ([*items, item], _with_uris(payload, [*uris_of(payload), item.uri]))
                 continue
             stored = existing.get(image_id)
             payload = _with_uris(_payload(item), [*(uris_of(stored) if stored else []), item.uri])
             if self._up_to_date(stored, payload):
-                summary.unchanged += 1
-                unchanged.append(item)
+                plan.unchanged.append(item)
             else:
-                todo[image_id] = ([item], payload)
-        # A photo indexed before thumbnails existed gets one on the next run.
-        await self._store_thumbnails(unchanged + [todo[i][0][0] for i in todo if i in existing],
-                                     summary, only_missing=True)
+                plan.todo[image_id] = ([item], payload)
         # New photos, stored ones whose descriptions changed (their description vectors change
         # with them) and stored ones judged by another detector or threshold (p(child) comes
         # with the embedding) are embedded and written whole; the rest get a payload update.
-        new = [i for i in todo if i not in existing or not self.visual.current(existing[i])
-               or existing[i].get("descriptions") != todo[i][1].get("descriptions")]
-        vectors = await self._embed_each([todo[i][0][0] for i in new], summary)
-        embedded = {i: r for i, r in zip(new, vectors, strict=True) if r is not None}
-        # The thumbnail is written before the point, so every searchable photo has one.
-        failed = await self._store_thumbnails([todo[i][0][0] for i in embedded], summary)
-        for image_id in new:
-            if image_id not in embedded or todo[image_id][0][0].uri in failed:
+        plan.new = [i for i, (_, payload) in plan.todo.items()
+                    if i not in existing or not self.visual.current(existing[i])
+                    or existing[i].get("descriptions") != payload.get("descriptions")]
+        return plan
+
+    async def _prepare_chunk(self, chunk: list[IndexItem]) -> PreparedChunk:
+        """Everything of a chunk that writes nothing to the store: its plan against the store
+        as it is now, and the vectors, descriptions and thumbnails of the photos to write."""
+        existing = await self._store_call(self.store.get, [point_id_for(item.image) for item in chunk])
+        prepared = PreparedChunk(chunk, self._plan(chunk, existing))
+        await self._make_missing(prepared)
+        return prepared
+
+    async def _make_missing(self, prepared: PreparedChunk) -> None:
+        """Embeds, describes and thumbnails the plan's photos not made yet, all at once (the
+        worker's model and the gateway's thumbnail thread work side by side). A photo the
+        worker refuses is reported with the worker's reason only."""
+        plan = prepared.plan
+        # A photo indexed before thumbnails existed gets one on the next run.
+        old = plan.unchanged + [plan.todo[i][0][0] for i in plan.todo if i in plan.existing]
+        todo = [i for i in plan.new if i not in prepared.vectors and i not in prepared.failed]
+        items = [plan.todo[i][0][0] for i in todo]
+        failures: list[tuple[str, str]] = []
+        vectors, thumbnails, described, old_failed = await asyncio.gather(
+            self._embed_each(items, failures), self._store_thumbnails(items),
+            self._embed_descriptions(items), self._store_thumbnails(old, only_missing=True))
+        prepared.failures += [*old_failed.items(), *failures]
+        for image_id, item, vector, description in zip(todo, items, vectors, described, strict=True):
+            if vector is None:
+                prepared.failed.add(image_id)
+            elif item.uri in thumbnails:  # the thumbnail is written before the point, or neither
+                prepared.failed.add(image_id)
+                prepared.failures.append((item.uri, thumbnails[item.uri]))
+            else:
+                prepared.vectors[image_id] = vector
+                prepared.described[image_id] = description
+
+    async def _commit_chunk(self, prepared: PreparedChunk, summary: IndexSummary) -> None:
+        """Writes a prepared chunk. Chunks ahead of it may have written its photos or uris since
+        it was prepared: then it is planned again against the store as it is now (what was
+        already embedded is kept, what is missing is made now)."""
+        plan = prepared.plan
+        existing = await self._store_call(self.store.get, plan.ids)
+        if existing != plan.existing:
+            prepared.plan = plan = self._plan(prepared.chunk, existing)
+            await self._make_missing(prepared)
+            prepared.failures = list(dict.fromkeys(prepared.failures))  # each reported once
+        summary.image_ids += plan.ids
+        summary.unchanged += len(plan.unchanged)
+        summary.failures += prepared.failures
+        todo = plan.todo
+        for image_id in plan.new:
+            if image_id in prepared.failed:
                 # reported for its first uri; the others share its fate
                 summary.failures += [(item.uri, "same photo as " + todo[image_id][0][0].uri)
                                      for item in todo.pop(image_id)[0][1:]]
+        embedded = {i: prepared.vectors[i] for i in plan.new if i in todo}
         await self._flag(todo, existing, {i: p for i, (_, p) in embedded.items()})
-        kept = [i for i in embedded if i in todo]
-        described = await self._embed_descriptions([todo[i][0][0] for i in kept])
-        records = [ImageRecord(i, embedded[i][0], todo[i][1], descriptions=descriptions,
+        records = [ImageRecord(i, vector, todo[i][1], descriptions=prepared.described[i],
                                keywords=document_vector(todo[i][0][0].descriptions))
-                   for i, descriptions in zip(kept, described, strict=True)]
+                   for i, (vector, _) in embedded.items()]
         updates = {i: payload for i, (_, payload) in todo.items() if i in existing and i not in embedded}
         await self._detach_uris([u for _, p in todo.values() for u in uris_of(p)], keep=set(todo))
         await self._store_write(self.store.upsert, records)
@@ -448,10 +505,13 @@ class SearchEngine:
                 by_uri.setdefault(uri, []).append(payload)
         return by_uri
 
-    async def _embed_each(self, items: list[IndexItem], summary: IndexSummary,
+    async def _embed_each(self, items: list[IndexItem], failures: list[tuple[str, str]],
                           ) -> list[tuple[np.ndarray, float | None] | None]:
-        """(vector, p(child) or None) per photo, None for a bad photo: one worker call for the
-        chunk; if a photo is bad, one call each to find which."""
+        """(vector, p(child) or None) per photo, None for a bad photo (its uri and the worker's
+        reason go to `failures`): one worker call for the chunk; if a photo is bad, one call
+        each to find which."""
+        if not items:
+            return []
         try:
             return _per_photo(await self.worker.embed_images([item.image for item in items]))
         except InvalidArgument:
@@ -461,14 +521,15 @@ class SearchEngine:
             try:
                 results.append(_per_photo(await self.worker.embed_images([item.image]))[0])
             except InvalidArgument as exc:
-                summary.failures.append((item.uri, _strip_item_prefix(str(exc))))
+                failures.append((item.uri, _strip_item_prefix(str(exc))))
                 results.append(None)
         return results
 
-    async def _store_thumbnails(self, items: list[IndexItem], summary: IndexSummary, *,
-                                only_missing: bool = False) -> set[str]:
-        """Makes and stores each photo's thumbnail; returns the uris that could not be made."""
-        failed: set[str] = set()
+    async def _store_thumbnails(self, items: list[IndexItem], *,
+                                only_missing: bool = False) -> dict[str, str]:
+        """Makes and stores each photo's thumbnail; returns uri -> reason for those that could
+        not be made."""
+        failed: dict[str, str] = {}
 
         def store_all() -> None:
             for item in items:
@@ -478,8 +539,7 @@ class SearchEngine:
                 try:
                     self.thumbnails.put(key, make_thumbnail(item.image))
                 except ValueError as exc:
-                    failed.add(item.uri)
-                    summary.failures.append((item.uri, str(exc)))
+                    failed[item.uri] = str(exc)
 
         if items:
             try:
@@ -510,12 +570,12 @@ class SearchEngine:
         return detached
 
     async def _embed_descriptions(self, items: list[IndexItem]) -> list[np.ndarray | None]:
-        """Each photo's descriptions embedded like queries ([n, dim]); None without any."""
+        """Each photo's descriptions embedded like queries ([n, dim]); None without any. The
+        batches go to the worker together (its batcher runs them back to back)."""
         texts = [text for item in items for text in item.descriptions]
-        rows: list[np.ndarray] = []
-        for start in range(0, len(texts), DESCRIPTION_BATCH):
-            batch, _ = await self.worker.embed_texts(texts[start:start + DESCRIPTION_BATCH])
-            rows.extend(batch)
+        calls = [self.worker.embed_texts(texts[start:start + DESCRIPTION_BATCH], bulk=True)
+                 for start in range(0, len(texts), DESCRIPTION_BATCH)]
+        rows: list[np.ndarray] = [row for vectors, _ in await asyncio.gather(*calls) for row in vectors]
         out: list[np.ndarray | None] = []
         for item in items:
             n = len(item.descriptions)

@@ -22,6 +22,9 @@ from withsense.v1 import inference_pb2 as pb
 from withsense.v1 import inference_pb2_grpc as pb_grpc
 from withsense.worker_token import call_metadata
 
+# Indexing's calls (a chunk's photos, its descriptions) carry many items and queue behind the
+# other chunks being prepared: they get this many times worker_timeout_s.
+BULK_DEADLINE_FACTOR = 3
 RETRY_POLICY = {
     "maxAttempts": 4,
     "initialBackoff": "0.05s",
@@ -91,18 +94,21 @@ class WorkerClient:
             )
         return GatewayError(f"inference worker failed on {what}: {code.name} {error.details()}")
 
-    async def embed_texts(self, texts: list[str], path: TextPath | None = None) -> tuple[np.ndarray, str]:
-        vectors, version, _ = await self.embed_texts_routed(texts, path)
+    async def embed_texts(self, texts: list[str], path: TextPath | None = None, *,
+                          bulk: bool = False) -> tuple[np.ndarray, str]:
+        vectors, version, _ = await self.embed_texts_routed(texts, path, bulk=bulk)
         return vectors, version
 
     async def embed_texts_routed(
-        self, texts: list[str], path: TextPath | None = None
+        self, texts: list[str], path: TextPath | None = None, *, bulk: bool = False,
     ) -> tuple[np.ndarray, str, list[TextPath]]:
-        """(vectors, model version, the path each text took); ``path`` None: by script."""
+        """(vectors, model version, the path each text took); ``path`` None: by script.
+        ``bulk``: an indexing call (descriptions, queued with the photos of the chunks being
+        prepared), given the deadline of EmbedImages."""
         request = pb.EmbedTextRequest(texts=texts, path=PATH_TO_WIRE[path] if path else pb.TEXT_PATH_AUTO)
+        timeout = self.timeout_s * BULK_DEADLINE_FACTOR if bulk else self.timeout_s
         try:
-            reply = await self._stub.EmbedText(request, timeout=self.timeout_s,
-                                               metadata=self._metadata)
+            reply = await self._stub.EmbedText(request, timeout=timeout, metadata=self._metadata)
         except grpc.aio.AioRpcError as error:
             raise self._translate(error, "EmbedText") from None
         paths = [PATH_FROM_WIRE.get(p) for p in reply.paths]
@@ -114,7 +120,7 @@ class WorkerClient:
     async def embed_images(self, images: list[bytes]) -> EmbeddedImages:
         try:
             reply = await self._stub.EmbedImages(
-                pb.EmbedImagesRequest(images=images), timeout=self.timeout_s * 3,
+                pb.EmbedImagesRequest(images=images), timeout=self.timeout_s * BULK_DEADLINE_FACTOR,
                 metadata=self._metadata,
             )
         except grpc.aio.AioRpcError as error:
