@@ -222,8 +222,11 @@ def run(data: Path, cache_dir: Path | None, rows: Sequence[str]) -> list[dict[st
             outputs.append(hybrid_eval.test_fold(prep, fold.scores, fold.test, k, features=features))
         merged = {key: np.concatenate([o[key] for o in outputs]) for key in outputs[0]}
         metrics = hybrid_eval.summarise(merged)
+        per_fold = [hybrid_eval.summarise(o) for o in outputs]
         out.append({"row": row, "seconds": round(time.perf_counter() - started, 1),
                     **{name: round(metrics[key], 4) for name, key in COLUMNS},
+                    "per fold": {name: [round(f[key], 4) for f in per_fold]
+                                 for name, key in COLUMNS[:4]},
                     "pixels R@1 described": round(metrics["described R@1 pixels"], 4),
                     "pixels R@1 mixed undescribed": round(metrics["mixed undescribed R@1 pixels"], 4)})
         print(_line(out[-1]), flush=True)
@@ -246,6 +249,8 @@ def main() -> int:
     print("| fusion | " + " | ".join(name for name, _ in COLUMNS) + " | s |")
     print("|---" * (len(COLUMNS) + 2) + "|")
     rows = run(args.data, args.cache, args.only)
+    print("per fold: " + "; ".join(f"{r['row']}: R@1 {r['per fold']['R@1 described']}, mixed R@1 "
+                                   f"undescribed {r['per fold']['mixed: R@1 undescribed']}" for r in rows))
     print(f"pixels only: R@1 described {rows[0]['pixels R@1 described']:.3f}, "
           f"mixed: R@1 undescribed {rows[0]['pixels R@1 mixed undescribed']:.3f}; "
           f"load average {os.getloadavg()[0]:.1f}")
