@@ -274,8 +274,8 @@ def fit_on_split(prep: Prepared, model: Any, photos: list[str], seed: int) -> Fu
 
 def fusion_card(fusion: FusionModel, photos: int) -> dict[str, Any]:
     return {"what": "p(match | query, photo, descriptions): linear fusion of the pixel logit, "
-                    "description cosines and keyword coverage (listwise objective), calibrated "
-                    "per group on expert pairs",
+                    f"description cosines and keyword coverage ({fusion.metrics.get('objective')} "
+                    "objective), calibrated per group on expert pairs",
             "trained_on": f"{photos} validation photos, leaving captions out",
             "features": list(FEATURES), **fusion.metrics}
 
