@@ -17,7 +17,7 @@ from withsense.model.fusion import (
     image_logits,
     load_fusion,
 )
-from withsense_train.fusion import TextEvidence, draw_descriptions, fit_fusion
+from withsense_train.fusion import TextEvidence, draw_descriptions, fit_fusion, listwise_logit
 from withsense_train.metrics import expected_calibration_error
 
 
@@ -33,11 +33,47 @@ def synthetic_pairs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return feature_matrix(logit, cosines, keyword), label
 
 
+GALLERY = 20  # synthetic pairs per query for the listwise objective
+
+
 @pytest.fixture(scope="module")
 def fusion() -> FusionModel:
     train_x, train_y = synthetic_pairs(6000, 0)
     calib_x, calib_y = synthetic_pairs(3000, 1)
-    return fit_fusion(train_x, train_y, calib_x, calib_y, seed=0)
+    groups = np.arange(len(train_y)) // GALLERY
+    return fit_fusion(train_x, train_y, calib_x, calib_y, groups=groups, seed=0)
+
+
+def galleries(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n queries x GALLERY candidates, 3 features: the own photo is ahead in the first by 1 on
+    average; the second is noise; the third is a per-query level that says nothing about which
+    candidate is the own photo (it shifts whole galleries, as a query's wording does)."""
+    rng = np.random.default_rng(seed)
+    label = (np.arange(n * GALLERY) % GALLERY == 0).astype(np.int64)
+    level = np.repeat(rng.normal(0, 2, n), GALLERY)
+    x = np.stack([rng.normal(0, 1, n * GALLERY) + label, rng.normal(0, 1, n * GALLERY), level], 1)
+    return x, label, np.arange(n * GALLERY) // GALLERY
+
+
+def test_listwise_weighs_what_ranks_within_a_query() -> None:
+    x, y, groups = galleries(3000, 0)
+    weights, intercept = listwise_logit(x, y, groups)
+    assert weights[0] > 0.5
+    assert abs(weights[1]) < 0.1 and abs(weights[2]) < 0.1  # noise and per-query level: ~0
+    assert abs((x @ np.asarray(weights) + intercept).mean()) < 1e-6  # centred logit
+    test_x, test_y, _ = galleries(500, 1)
+    z = (test_x @ np.asarray(weights)).reshape(-1, GALLERY)
+    assert np.mean(z.argmax(axis=1) == 0) > 1.5 / GALLERY  # well above chance
+
+
+def test_fit_fusion_checks_its_objective() -> None:
+    x, y = synthetic_pairs(200, 0)
+    with pytest.raises(ValueError, match="groups"):
+        fit_fusion(x, y, x, y, objective="listwise")
+    with pytest.raises(ValueError, match="objective"):
+        fit_fusion(x, y, x, y, objective="pairwise")
+    pointwise = fit_fusion(x, y, x, y, objective="pointwise")
+    assert pointwise.metrics["objective"] == "pointwise"
 
 
 def test_features_are_zero_without_descriptions() -> None:

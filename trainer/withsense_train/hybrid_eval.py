@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,10 +51,14 @@ if TYPE_CHECKING:
     from withsense.model.fusion import FusionModel
 
 DESCRIBED = 2  # captions per photo used as its descriptions in the test protocol
+#: (text evidence, query rows, image logits, description rows per pair) -> feature rows
+Features = Callable[[TextEvidence, np.ndarray, np.ndarray, Sequence[Sequence[int]]], np.ndarray]
 
 
-def test_fold(prep: Prepared, fold: PixelScores, photos: list[str], seed: int) -> dict[str, np.ndarray]:
-    """The protocol on the held-out photos: per query ranks and p, per expert pair p."""
+def test_fold(prep: Prepared, fold: PixelScores, photos: list[str], seed: int, *,
+              features: Features = pair_features) -> dict[str, np.ndarray]:
+    """The protocol on the held-out photos: per query ranks and p, per expert pair p.
+    ``features``: how a pair's fusion inputs are computed (a variant may add columns)."""
     assert fold.fusion is not None
     rng = np.random.default_rng(seed)
     captions = captions_of(prep, photos)
@@ -74,7 +79,7 @@ def test_fold(prep: Prepared, fold: PixelScores, photos: list[str], seed: int) -
     def fused(described: set[int]) -> np.ndarray:
         q = np.repeat(q_rows, len(gallery))
         desc = [descriptions[p] if p in described else [] for p in gallery.tolist()] * len(q_rows)
-        x = pair_features(fold.evidence, q, logits.reshape(-1), desc)
+        x = features(fold.evidence, q, logits.reshape(-1), desc)
         return fold.fusion.probability(x).reshape(len(q_rows), len(gallery))
 
     everyone = fused(set(gallery.tolist()))
@@ -102,7 +107,7 @@ def test_fold(prep: Prepared, fold: PixelScores, photos: list[str], seed: int) -
     desc = [draw_descriptions(rng, captions.get(int(p), []), int(t), DESCRIBED) if w else []
             for t, p, w in zip(judged["text"], judged["photo"], with_desc, strict=True)]
     pair_logit = fold.pair_logits(judged["text"], judged["photo"])
-    x = pair_features(fold.evidence, judged["text"], pair_logit, desc)
+    x = features(fold.evidence, judged["text"], pair_logit, desc)
     out |= {"expert_label": judged["label"], "expert_described": with_desc,
             "expert_hybrid_p": fold.fusion.probability(x), "expert_pixels_p": sigmoid(pair_logit)}
     return out

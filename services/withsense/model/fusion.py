@@ -11,11 +11,12 @@ Inputs per (query, photo) pair:
 
 A photo without descriptions is scored by the pixel model alone: its probability *is* the
 pixel model's calibrated `sigmoid(t cos + b)`, so adding descriptions to other photos never
-changes it. A described photo is scored by a logistic regression over the image logit and the
-description features, whose logit is then calibrated on expert judgments of described photos
-(Platt: `sigmoid(a z + b)`). Both groups are calibrated against the same label ("an expert
-would say this photo matches"), which is what makes scores comparable across photos with and
-without descriptions: a presence indicator (`described`) picks the branch.
+changes it. A described photo is scored by a linear logit over the image logit and the
+description features (`withsense_train.fusion` fits it with a listwise objective), then
+calibrated on expert judgments of described photos (Platt: `sigmoid(a z + b)`). Both groups
+are calibrated against the same label ("an expert would say this photo matches"), which is
+what makes scores comparable across photos with and without descriptions: a presence indicator
+(`described`) picks the branch.
 
 Stored in the model artifact as `fusion.json` (trained by `withsense_train.fusion`); numpy
 only, so the gateway can apply it to its candidates without torch.
