@@ -157,6 +157,22 @@ def views_ms(tower, paths, repeats: int = 3) -> dict[str, float]:
             "backend": serving.backend, "load": round(__import__("os").getloadavg()[0], 2)}
 
 
+def companion_ms(tower, paths) -> float:
+    """ms per photo of the companion network alone (Lite0 in lite2-lite0) on both views
+    (centre + mirror), eager torch, one thread; the median of 3."""
+    from PIL import Image
+
+    pixels = tower.preprocess([Image.open(p).convert("RGB") for p in paths])
+    runs = []
+    with torch_threads(1):
+        for _ in range(3):
+            started = time.perf_counter()
+            for view in (pixels, pixels.flip(-1).contiguous()):
+                tower.network_features(view, [1])
+            runs.append((time.perf_counter() - started) * 1000 / len(paths))
+    return float(np.median(runs))
+
+
 ADULT_PROTOTYPE_TEXTS = ["a man", "a woman", "an adult", "a young man", "a young woman",
                          "a group of adults", "an old man", "a man and a woman", "people at work",
                          "a dog", "a landscape"]
@@ -207,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiles", action="store_true", help="the tile routes")
     parser.add_argument("--tile-cache", type=Path, help="feature cache of the tiles (default --cache)")
     parser.add_argument("--zero-shot", action="store_true", help="the zero-shot score routes")
+    parser.add_argument("--acts", type=Path, help="activations folder: the fine-tuning routes "
+                        "(benchmarks/minor_finetune.py; made when missing)")
+    parser.add_argument("--ft-repeats", type=int, default=1, help="CV seeds of fine-tuning")
+    parser.add_argument("--ft-epochs", type=int, default=5)
     parser.add_argument("--lite0", action="store_true", help="the Lite0 feature routes")
     parser.add_argument("--repeats", type=int, default=3, help="CV repetitions (seeds)")
     parser.add_argument("--recall", type=float, default=0.97)
@@ -295,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         neg_cat = np.concatenate([neg_flip, neg_flip, neg_flip], 1)
         route("tiles: LR on [full, max over tiles, mean over tiles]", x_cat,
               with_negatives(logistic_fitter(c), neg_cat), shipped.ambiguous, extra)
+        route("tiles: LR on [full, mean over tiles]", np.concatenate([x_flip, x_tiles.mean(1)], 1),
+              with_negatives(logistic_fitter(c), np.concatenate([neg_flip, neg_flip], 1)),
+              shipped.ambiguous, extra)
     if args.zero_shot:
         zs = zero_shot_scores(cache, mean_logits)
         neg_zs = zero_shot_scores(cache, background[1])
@@ -307,10 +330,15 @@ def main(argv: list[str] | None = None) -> int:
         ens = FeatureCache(model_config("lite2-lite0"), args.cache, progress=not args.json)
         ens_pooled, ens_logits = ens.image(paths, "flip")
         x_ens = detector_inputs(ens_pooled, ens_logits)
+        costs["lite0_ms"] = companion_ms(ens.image_tower, paths[:16])
         route(f"LR C={shipped.c}, Lite2 + Lite0 pooled (lite2-lite0), no background negatives",
-              x_ens, logistic_fitter(shipped.c), shipped.ambiguous, costs.get("lite0_ms", 0.0))
-        route(f"LR C={shipped.c}, Lite2 only, no background negatives (same run)", x_flip,
-              logistic_fitter(shipped.c), shipped.ambiguous, 0.0)
+              x_ens, logistic_fitter(shipped.c), shipped.ambiguous, costs["lite0_ms"])
+        if args.tiles:
+            route("tiles + Lite0: LR on [full Lite2 + Lite0, mean over Lite2 tiles], no background "
+                  "negatives", np.concatenate([x_ens, x_tiles.mean(1)], 1),
+                  logistic_fitter(shipped.c), shipped.ambiguous, costs["lite0_ms"] + extra)
+    if args.acts:
+        finetune_routes(args, cache, paths, votes, counts, rows, wanted)
     if args.write_fmaps and args.fmaps:
         write_fmaps(cache, paths, args.fmaps)
     if args.fmaps and all((args.fmaps / f"{p}.npy").exists() for p in photos):
@@ -356,6 +384,43 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(table(summary))
     return 0
+
+
+def finetune_routes(args, cache, paths, votes, counts, rows, wanted) -> None:
+    """Fine-tuning the top of Lite2 (``minor_finetune``), per training fold, on cached
+    activations; ``--ft-repeats`` CV seeds (the frozen routes' first seeds are the same folds).
+    The worker would run the fine-tuned top beside the frozen one: extra ms is that top's cost."""
+    import minor_finetune
+
+    shipped = MinorConfig()
+    minor_finetune.write_activations(cache.image_tower, paths, args.acts)
+    index = np.arange(len(paths))[:, None]
+    x_flip = detector_inputs(*cache.image(paths, "flip"))
+    row = run_route(f"frozen LR C={shipped.c}, no background negatives (fine-tuning's seeds)",
+                    x_flip, votes, counts, logistic_fitter(shipped.c), ambiguous=shipped.ambiguous,
+                    repeats=args.ft_repeats, recall=args.recall, margin=args.margin, extra_ms=0.0)
+    row["route"] += f" [{args.ft_repeats} seed(s)]"
+    rows.append(row)
+    for part, name in (("bn", "bn2 (on conv_head's map)"), ("head", "conv_head + bn2"),
+                       ("block", "blocks[6] + conv_head + bn2")):
+        label = f"fine-tune {name} ({args.ft_epochs} epochs, view/crop augmentation)"
+        if wanted is not None and not any(piece in label for piece in wanted):
+            continue
+        acts = minor_finetune.load_activations(args.acts, minor_finetune.LEVELS[part], len(paths))
+        if part == "bn":
+            acts = minor_finetune.conv_head_outputs(cache.image_tower.model, acts)
+        started = time.perf_counter()
+        with torch_threads(1):
+            fitter = minor_finetune.finetune_fitter(cache.image_tower.model, acts, part,
+                                                    c=shipped.c, epochs=args.ft_epochs)
+            row = run_route(label, index, votes, counts, fitter, ambiguous=shipped.ambiguous,
+                            repeats=args.ft_repeats, recall=args.recall, margin=args.margin,
+                            extra_ms=minor_finetune.top_ms(cache.image_tower.model, acts, part))
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        row["route"] += f" [{args.ft_repeats} seed(s)]"
+        rows.append(row)
+        if not args.json:
+            print(_line(row), file=sys.stderr, flush=True)
 
 
 def margin_sweep(x, negatives, votes, counts, repeats: int, recall: float,
