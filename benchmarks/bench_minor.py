@@ -157,20 +157,24 @@ def views_ms(tower, paths, repeats: int = 3) -> dict[str, float]:
             "backend": serving.backend, "load": round(__import__("os").getloadavg()[0], 2)}
 
 
-def companion_ms(tower, paths) -> float:
+def companion_ms(tower, paths, repeats: int = 3) -> dict[str, float]:
     """ms per photo of the companion network alone (Lite0 in lite2-lite0) on both views
-    (centre + mirror), eager torch, one thread; the median of 3."""
+    (centre + mirror), on ONNX Runtime as serving runs it, interleaved with Lite2 alone on the
+    same pixels; medians of ``repeats``."""
     from PIL import Image
+    from withsense.model.towers import OnnxImageSession
 
     pixels = tower.preprocess([Image.open(p).convert("RGB") for p in paths])
-    runs = []
-    with torch_threads(1):
-        for _ in range(3):
+    sessions = {"lite2_ms": OnnxImageSession([tower.model], tower.image_size),
+                "lite0_ms": OnnxImageSession([tower.companion_models[0]], tower.image_size)}
+    runs: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(repeats):
+        for name, session in sessions.items():
             started = time.perf_counter()
             for view in (pixels, pixels.flip(-1).contiguous()):
-                tower.network_features(view, [1])
-            runs.append((time.perf_counter() - started) * 1000 / len(paths))
-    return float(np.median(runs))
+                session(view)
+            runs[name].append((time.perf_counter() - started) * 1000 / len(paths))
+    return {name: float(np.median(values)) for name, values in runs.items()}
 
 
 ADULT_PROTOTYPE_TEXTS = ["a man", "a woman", "an adult", "a young man", "a young woman",
@@ -330,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         ens = FeatureCache(model_config("lite2-lite0"), args.cache, progress=not args.json)
         ens_pooled, ens_logits = ens.image(paths, "flip")
         x_ens = detector_inputs(ens_pooled, ens_logits)
-        costs["lite0_ms"] = companion_ms(ens.image_tower, paths[:16])
+        costs.update(companion_ms(ens.image_tower, paths[:16]))
         route(f"LR C={shipped.c}, Lite2 + Lite0 pooled (lite2-lite0), no background negatives",
               x_ens, logistic_fitter(shipped.c), shipped.ambiguous, costs["lite0_ms"])
         if args.tiles:
