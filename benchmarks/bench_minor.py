@@ -11,13 +11,16 @@ tower features for the search vector).
 
     PYTHONPATH=services:trainer python benchmarks/bench_minor.py \
         --data /work/shared/data/withsense --cache /work/cache \
-        [--fmaps DIR] [--faces faces.npz] [--repeats 3] [--json]
+        [--fmaps DIR] [--faces faces.npz] [--tiles --tile-cache DIR] [--zero-shot] [--lite0]
+        [--acts DIR --ft-repeats 3 --ft-epochs 5] [--routes "part,part"] [--repeats 3] [--json]
 
 ``--tiles``: the tile routes (``withsense.model.tiles``: 2 x 2 overlapping tiles, each through
 the tower; features cached under ``--tile-cache``, default ``--cache``); ``--zero-shot``: the
 ConSE zero-shot child score (ImageNet logits -> class-name embeddings, against child and adult
 prototype texts; no customer data) as extra features; ``--lite0``: Lite0's features on Lite2's
-pixels (the ``lite2-lite0`` model config) as extra features.
+pixels (the ``lite2-lite0`` model config) as extra features; ``--acts DIR``: fine-tuning the
+top of Lite2 on activations cached in DIR (``benchmarks/minor_finetune.py``; made when missing:
+two tower passes per photo), ``--ft-repeats`` CV seeds, beside the frozen route on those seeds.
 
 ``--fmaps``: centre-crop feature maps [1280, 9, 9] per photo (``--write-fmaps`` makes them) for
 the spatial-max route. ``--faces``: the output of ``benchmarks/minor_faces.py`` (a separate venv:

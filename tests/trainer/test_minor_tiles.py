@@ -92,3 +92,30 @@ def test_lse_fitter_is_deterministic_and_checks_its_input():
     assert np.array_equal(first, second)
     with pytest.raises(ValueError, match="views"):
         lse_fitter(1.0)(x[:, 0], y, w)
+
+
+def test_tile_features_of_odd_photos_through_the_real_tower(tmp_path):
+    """Tiny photos and extreme aspect ratios go through the tower's preprocessing as tiles; the
+    cache keeps them (a second call computes nothing) and knows only its variants."""
+    from withsense.model.catalog import model_config
+    from withsense_train.features import FeatureCache
+
+    sizes = [(1, 1), (3, 700), (700, 3), (64, 48)]
+    paths = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"odd{i}.png"
+        Image.fromarray((np.random.default_rng(i).random((size[1], size[0], 3)) * 255)
+                        .astype(np.uint8)).save(path)
+        paths.append(path)
+    cache = FeatureCache(model_config("lite0"), tmp_path / "cache", progress=False)
+    pooled, logits = cache.tiles(paths)
+    assert pooled.shape == (len(sizes), TILES, 1280) and logits.shape == (len(sizes), TILES, 1000)
+    assert np.all(np.isfinite(pooled)) and np.all(np.isfinite(logits))
+    # Tiles of a non-uniform photo differ; the 1 x 1 photo's four tiles are the same pixel.
+    assert not np.allclose(pooled[3, 0], pooled[3, 3])
+    np.testing.assert_allclose(pooled[0, 0], pooled[0, 3], atol=1e-5)
+    computed = cache.computed["images"]
+    again, _ = cache.tiles(paths)
+    assert cache.computed["images"] == computed and np.array_equal(again, pooled)
+    with pytest.raises(ValueError, match="variant"):
+        cache.image_variant(paths, "tile9")
