@@ -11,7 +11,16 @@ tower features for the search vector).
 
     PYTHONPATH=services:trainer python benchmarks/bench_minor.py \
         --data /work/shared/data/withsense --cache /work/cache \
-        [--fmaps DIR] [--faces faces.npz] [--repeats 3] [--json]
+        [--fmaps DIR] [--faces faces.npz] [--tiles --tile-cache DIR] [--zero-shot] [--lite0]
+        [--acts DIR --ft-repeats 3 --ft-epochs 5] [--routes "part,part"] [--repeats 3] [--json]
+
+``--tiles``: the tile routes (``withsense.model.tiles``: 2 x 2 overlapping tiles, each through
+the tower; features cached under ``--tile-cache``, default ``--cache``); ``--zero-shot``: the
+ConSE zero-shot child score (ImageNet logits -> class-name embeddings, against child and adult
+prototype texts; no customer data) as extra features; ``--lite0``: Lite0's features on Lite2's
+pixels (the ``lite2-lite0`` model config) as extra features; ``--acts DIR``: fine-tuning the
+top of Lite2 on activations cached in DIR (``benchmarks/minor_finetune.py``; made when missing:
+two tower passes per photo), ``--ft-repeats`` CV seeds, beside the frozen route on those seeds.
 
 ``--fmaps``: centre-crop feature maps [1280, 9, 9] per photo (``--write-fmaps`` makes them) for
 the spatial-max route. ``--faces``: the output of ``benchmarks/minor_faces.py`` (a separate venv:
@@ -46,6 +55,7 @@ from withsense_train.minor import (
     training_rows,
     with_negatives,
 )
+from withsense_train.minor_tiles import full_then_max, instance_fitter, lse_fitter
 from withsense_train.prepare import torch_threads
 
 C_GRID = (0.0002, 0.0005, 0.002, 0.01)
@@ -126,6 +136,73 @@ def tower_ms(cache: FeatureCache, paths, variants: int) -> float:
     return (time.perf_counter() - started) * 1000 / len(paths)
 
 
+def views_ms(tower, paths, repeats: int = 3) -> dict[str, float]:
+    """ms per photo, on the serving backend (ONNX Runtime when installed), of the shipped route's
+    two views (centre + mirror: the search vector's, paid anyway) and of the 4 tiles (decode and
+    preprocessing included), interleaved and repeated; medians."""
+    from PIL import Image
+    from withsense.model.runtime import pixel_features
+    from withsense.model.tiles import tile_images
+
+    serving = tower.with_backend("auto")
+    images = [Image.open(p).convert("RGB") for p in paths]
+    serving.features_from_pixels(serving.preprocess(images[:2]))
+    shipped, tiles = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pixel_features(serving, serving.preprocess(images), "flip")
+        shipped.append((time.perf_counter() - started) * 1000 / len(images))
+        started = time.perf_counter()
+        serving.features_from_pixels(serving.preprocess(
+            [tile for image in images for tile in tile_images(image)]))
+        tiles.append((time.perf_counter() - started) * 1000 / len(images))
+    return {"shipped_views_ms": float(np.median(shipped)), "tiles_ms": float(np.median(tiles)),
+            "backend": serving.backend, "load": round(__import__("os").getloadavg()[0], 2)}
+
+
+def companion_ms(tower, paths, repeats: int = 3) -> dict[str, float]:
+    """ms per photo of the companion network alone (Lite0 in lite2-lite0) on both views
+    (centre + mirror), on ONNX Runtime as serving runs it, interleaved with Lite2 alone on the
+    same pixels; medians of ``repeats``."""
+    from PIL import Image
+    from withsense.model.towers import OnnxImageSession
+
+    pixels = tower.preprocess([Image.open(p).convert("RGB") for p in paths])
+    sessions = {"lite2_ms": OnnxImageSession([tower.model], tower.image_size),
+                "lite0_ms": OnnxImageSession([tower.companion_models[0]], tower.image_size)}
+    runs: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(repeats):
+        for name, session in sessions.items():
+            started = time.perf_counter()
+            for view in (pixels, pixels.flip(-1).contiguous()):
+                session(view)
+            runs[name].append((time.perf_counter() - started) * 1000 / len(paths))
+    return {name: float(np.median(values)) for name, values in runs.items()}
+
+
+ADULT_PROTOTYPE_TEXTS = ["a man", "a woman", "an adult", "a young man", "a young woman",
+                         "a group of adults", "an old man", "a man and a woman", "people at work",
+                         "a dog", "a landscape"]
+
+
+def zero_shot_scores(cache: FeatureCache, logits: np.ndarray) -> np.ndarray:
+    """[N, 3]: max cosine of each photo's ConSE concept vector (the untrained model's image
+    embedding: softmax over its top-10 ImageNet classes of their "a photo of a {}." embeddings)
+    to the child prototypes (``compliance.semantic``), to adult ones, and their difference."""
+    from withsense.compliance.semantic import CHILD_PROTOTYPE_TEXTS
+    from withsense.model.fused import FusedModel
+    from withsense.model.runtime import head_config
+
+    config = model_config("lite2")
+    model = FusedModel(head_config(config), cache.concepts(config["concept_prompts"]))
+    with torch_threads(1):
+        concept = model.concept_vectors(__import__("torch").from_numpy(logits)).numpy()
+    child = cache.text([t for t in CHILD_PROTOTYPE_TEXTS if t.isascii()])
+    adult = cache.text(ADULT_PROTOTYPE_TEXTS)
+    to_child, to_adult = (concept @ child.T).max(1), (concept @ adult.T).max(1)
+    return np.column_stack([to_child, to_adult, to_child - to_adult]).astype(np.float32)
+
+
 def write_fmaps(cache: FeatureCache, paths, folder: Path) -> None:
     import torch
     from PIL import Image
@@ -150,6 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fmaps", type=Path)
     parser.add_argument("--write-fmaps", action="store_true")
     parser.add_argument("--faces", type=Path)
+    parser.add_argument("--tiles", action="store_true", help="the tile routes")
+    parser.add_argument("--tile-cache", type=Path, help="feature cache of the tiles (default --cache)")
+    parser.add_argument("--zero-shot", action="store_true", help="the zero-shot score routes")
+    parser.add_argument("--acts", type=Path, help="activations folder: the fine-tuning routes "
+                        "(benchmarks/minor_finetune.py; made when missing)")
+    parser.add_argument("--ft-repeats", type=int, default=1, help="CV seeds of fine-tuning")
+    parser.add_argument("--ft-epochs", type=int, default=5)
+    parser.add_argument("--lite0", action="store_true", help="the Lite0 feature routes")
     parser.add_argument("--repeats", type=int, default=3, help="CV repetitions (seeds)")
     parser.add_argument("--recall", type=float, default=0.97)
     parser.add_argument("--margin", type=float, default=MinorConfig().margin)
@@ -179,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     common = {"repeats": args.repeats, "recall": args.recall, "margin": args.margin}
     wanted = None if args.routes == "all" else args.routes.split(",")
     rows: list[dict] = []
+    costs: dict = {}
 
     def route(name, x, fitter, ambiguous, extra_ms):
         if wanted is not None and not any(part in name for part in wanted):
@@ -201,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("soft", "exclude"):
         route(f"LR C={shipped.c}, centre+mirror mean, sqrt", x_flip, logistic_fitter(shipped.c),
               mode, 0.0)
-    negatives = detector_inputs(*background_features(cache.image_tower, "flip", shipped.seed))
+    background = background_features(cache.image_tower, "flip", shipped.seed)
+    negatives = detector_inputs(*background)
     route(f"shipped: LR C={shipped.c}, centre+mirror mean, sqrt, + {len(negatives)} background "
           "negatives", x_flip, with_negatives(logistic_fitter(shipped.c), negatives),
           shipped.ambiguous, 0.0)
@@ -210,6 +297,55 @@ def main(argv: list[str] | None = None) -> int:
     route(f"LR C={shipped.c}, views as augmentation", both_views,
           flip_augmented_fitter(shipped.c, 0, width), shipped.ambiguous, 0.0)
     route("MLP 256, centre+mirror mean", x_flip, mlp_fitter(0), shipped.ambiguous, 0.0)
+    neg_flip = negatives  # background negatives with the shipped inputs
+    if args.tiles:
+        tile_cache = FeatureCache(model_config("lite2"), args.tile_cache or args.cache,
+                                  progress=not args.json)
+        tile_pooled, tile_logits = tile_cache.tiles(paths)
+        x_tiles = np.stack([detector_inputs(tile_pooled[:, k], tile_logits[:, k])
+                            for k in range(tile_pooled.shape[1])], 1)
+        x_views = np.concatenate([x_flip[:, None], x_tiles], 1)  # [N, 1 + tiles, F]
+        neg_views = np.repeat(neg_flip[:, None], x_views.shape[1], 1)
+        cost = views_ms(cache.image_tower, paths[:16])
+        extra = cost["tiles_ms"]
+        costs.update(cost)
+        c = shipped.c
+        route(f"tiles: shipped LR on the full frame, max p over full + {x_tiles.shape[1]} tiles",
+              x_views, with_negatives(full_then_max(c), neg_views), shipped.ambiguous, extra)
+        for how in ("max", "mean"):
+            route(f"tiles: LR on every view (photo label), {how} p", x_views,
+                  with_negatives(instance_fitter(c, how), neg_views), shipped.ambiguous, extra)
+        for sharp in (1.0, 4.0):
+            route(f"tiles: multiple-instance LR, smooth max r={sharp}", x_views,
+                  with_negatives(lse_fitter(c, sharp), neg_views), shipped.ambiguous, extra)
+        x_cat = np.concatenate([x_flip, x_tiles.max(1), x_tiles.mean(1)], 1)
+        neg_cat = np.concatenate([neg_flip, neg_flip, neg_flip], 1)
+        route("tiles: LR on [full, max over tiles, mean over tiles]", x_cat,
+              with_negatives(logistic_fitter(c), neg_cat), shipped.ambiguous, extra)
+        route("tiles: LR on [full, mean over tiles]", np.concatenate([x_flip, x_tiles.mean(1)], 1),
+              with_negatives(logistic_fitter(c), np.concatenate([neg_flip, neg_flip], 1)),
+              shipped.ambiguous, extra)
+    if args.zero_shot:
+        zs = zero_shot_scores(cache, mean_logits)
+        neg_zs = zero_shot_scores(cache, background[1])
+        route("zero-shot ConSE child score alone", zs, logistic_fitter(1.0), shipped.ambiguous, 0.0)
+        route("shipped + zero-shot ConSE child score (3 features)",
+              np.concatenate([x_flip, zs], 1),
+              with_negatives(logistic_fitter(shipped.c), np.concatenate([neg_flip, neg_zs], 1)),
+              shipped.ambiguous, 0.0)
+    if args.lite0:
+        ens = FeatureCache(model_config("lite2-lite0"), args.cache, progress=not args.json)
+        ens_pooled, ens_logits = ens.image(paths, "flip")
+        x_ens = detector_inputs(ens_pooled, ens_logits)
+        costs.update(companion_ms(ens.image_tower, paths[:16]))
+        route(f"LR C={shipped.c}, Lite2 + Lite0 pooled (lite2-lite0), no background negatives",
+              x_ens, logistic_fitter(shipped.c), shipped.ambiguous, costs["lite0_ms"])
+        if args.tiles:
+            route("tiles + Lite0: LR on [full Lite2 + Lite0, mean over Lite2 tiles], no background "
+                  "negatives", np.concatenate([x_ens, x_tiles.mean(1)], 1),
+                  logistic_fitter(shipped.c), shipped.ambiguous, costs["lite0_ms"] + extra)
+    if args.acts:
+        finetune_routes(args, cache, paths, votes, counts, rows, wanted)
     if args.write_fmaps and args.fmaps:
         write_fmaps(cache, paths, args.fmaps)
     if args.fmaps and all((args.fmaps / f"{p}.npy").exists() for p in photos):
@@ -248,13 +384,50 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"photos": len(photos), "child": int(np.sum(label_kinds(votes) == 1)),
                "no_child": int(np.sum(label_kinds(votes) == 0)),
                "ambiguous": int(np.sum(label_kinds(votes) == -1)),
-               "tower_ms_per_view": round(ms_one, 1), **common, "routes": rows,
+               "tower_ms_per_view": round(ms_one, 1), **common, "costs": costs, "routes": rows,
                "margins": margins}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print(table(summary))
     return 0
+
+
+def finetune_routes(args, cache, paths, votes, counts, rows, wanted) -> None:
+    """Fine-tuning the top of Lite2 (``minor_finetune``), per training fold, on cached
+    activations; ``--ft-repeats`` CV seeds (the frozen routes' first seeds are the same folds).
+    The worker would run the fine-tuned top beside the frozen one: extra ms is that top's cost."""
+    import minor_finetune
+
+    shipped = MinorConfig()
+    minor_finetune.write_activations(cache.image_tower, paths, args.acts)
+    index = np.arange(len(paths))[:, None]
+    x_flip = detector_inputs(*cache.image(paths, "flip"))
+    row = run_route(f"frozen LR C={shipped.c}, no background negatives (fine-tuning's seeds)",
+                    x_flip, votes, counts, logistic_fitter(shipped.c), ambiguous=shipped.ambiguous,
+                    repeats=args.ft_repeats, recall=args.recall, margin=args.margin, extra_ms=0.0)
+    row["route"] += f" [{args.ft_repeats} seed(s)]"
+    rows.append(row)
+    for part, name in (("bn", "bn2 (on conv_head's map)"), ("head", "conv_head + bn2"),
+                       ("block", "blocks[6] + conv_head + bn2")):
+        label = f"fine-tune {name} ({args.ft_epochs} epochs, view/crop augmentation)"
+        if wanted is not None and not any(piece in label for piece in wanted):
+            continue
+        acts = minor_finetune.load_activations(args.acts, minor_finetune.LEVELS[part], len(paths))
+        if part == "bn":
+            acts = minor_finetune.conv_head_outputs(cache.image_tower.model, acts)
+        started = time.perf_counter()
+        with torch_threads(1):
+            fitter = minor_finetune.finetune_fitter(cache.image_tower.model, acts, part,
+                                                    c=shipped.c, epochs=args.ft_epochs)
+            row = run_route(label, index, votes, counts, fitter, ambiguous=shipped.ambiguous,
+                            repeats=args.ft_repeats, recall=args.recall, margin=args.margin,
+                            extra_ms=minor_finetune.top_ms(cache.image_tower.model, acts, part))
+        row["seconds"] = round(time.perf_counter() - started, 1)
+        row["route"] += f" [{args.ft_repeats} seed(s)]"
+        rows.append(row)
+        if not args.json:
+            print(_line(row), file=sys.stderr, flush=True)
 
 
 def margin_sweep(x, negatives, votes, counts, repeats: int, recall: float,
@@ -293,6 +466,8 @@ def table(summary: dict) -> str:
         f"child, {summary['ambiguous']} ambiguous; 5-fold CV x {summary['repeats']} seeds; "
         f"operating point for {summary['recall']:.0%} recall (+{summary['margin']:.1%} margin); "
         f"tower {summary['tower_ms_per_view']} ms per view (paid for the search vector)",
+        *([f"indexing cost, median of interleaved repeats on 16 photos: {summary['costs']}"]
+          if summary.get("costs") else []),
         "",
         "| route | ambiguous | ROC-AUC | held-out recall | adults withheld | adults @95% | "
         "adults @97% | extra ms/photo |",

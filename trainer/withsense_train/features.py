@@ -9,6 +9,8 @@ Layout under the cache folder (default ``$WITHSENSE_DATA_DIR/cache``)::
 
 An image entry is the pooled features followed by the ImageNet logits (float32); ``variant`` is
 ``center`` (the tower's own preprocessing) or ``flip`` (the photo mirrored left-right first).
+``tile0`` .. ``tile3`` are the photo's tiles (``withsense.model.tiles``, each through the tower's
+own preprocessing), for the visual minor detector.
 A text entry is the normalised MiniLM embedding. Keys are content hashes, so a renamed photo
 hits the cache and a changed tower misses it. Entries are written atomically (temp + rename).
 The towers are loaded only when something is missing.
@@ -30,6 +32,7 @@ from PIL import Image
 from withsense.model.catalog import TTA_MODES
 from withsense.model.concepts import concept_embeddings
 from withsense.model.runtime import image_features, pixel_features
+from withsense.model.tiles import TILES, tile_images
 from withsense.model.towers import (
     ImageFeatures,
     ImageTower,
@@ -46,6 +49,8 @@ from withsense_train.data import file_sha256
 
 log = logging.getLogger(__name__)
 IMAGE_BATCH = 32
+TILE_VARIANTS = tuple(f"tile{k}" for k in range(TILES))
+IMAGE_VARIANTS = ("center", "flip", *TILE_VARIANTS)
 TEXT_BATCH = 256
 
 
@@ -137,9 +142,9 @@ class FeatureCache:
         return self.root / "image" / folder / variant
 
     def image_variant(self, paths: Sequence[Path], variant: str = "center") -> tuple[np.ndarray, np.ndarray]:
-        """(pooled [N, P], logits [N, 1000]) of one variant: 'center' or 'flip'."""
-        if variant not in ("center", "flip"):
-            raise ValueError(f"unknown image variant {variant!r}")
+        """(pooled [N, P], logits [N, 1000]) of one variant: 'center', 'flip' or a tile."""
+        if variant not in IMAGE_VARIANTS:
+            raise ValueError(f"unknown image variant {variant!r}; known: {IMAGE_VARIANTS}")
         parts = [self._network_variant(paths, variant, k) for k in range(1 + len(self.companions))]
         if not paths:
             pooled_dim = int(self.model_config["image_tower"]["pooled_dim"])
@@ -162,10 +167,7 @@ class FeatureCache:
             with bar:
                 for start in range(0, len(missing), IMAGE_BATCH):
                     chunk = missing[start:start + IMAGE_BATCH]
-                    images = []
-                    for i in chunk:
-                        with Image.open(paths[i]) as image:
-                            images.append(image.convert("RGB"))
+                    images = [_variant_image(paths[i], variant) for i in chunk]
                     pixels = self.image_tower.preprocess(images)
                     if variant == "flip":  # as runtime.pixel_features mirrors them
                         pixels = pixels.flip(-1).contiguous()
@@ -179,6 +181,11 @@ class FeatureCache:
         if not rows:
             return np.zeros((0, 0), np.float32)
         return np.stack(rows)  # type: ignore[arg-type]
+
+    def tiles(self, paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+        """(pooled [N, TILES, P], logits [N, TILES, 1000]) of every photo's tiles."""
+        parts = [self.image_variant(paths, variant) for variant in TILE_VARIANTS]
+        return np.stack([p for p, _ in parts], 1), np.stack([lg for _, lg in parts], 1)
 
     def image(self, paths: Sequence[Path], tta: str = "none") -> tuple[np.ndarray, np.ndarray]:
         """Features as the runtime computes them with this test-time augmentation."""
@@ -225,6 +232,15 @@ class FeatureCache:
     def concepts(self, prompts: list[str]) -> torch.Tensor:
         """[1000, 384] ImageNet class prompt embeddings (mean over the prompt templates)."""
         return concept_embeddings(self, prompts)
+
+
+def _variant_image(path: Path, variant: str) -> Image.Image:
+    """The photo (or its tile) that a variant runs through the tower's preprocessing."""
+    with Image.open(path) as image:
+        rgb = image.convert("RGB")
+    if variant.startswith("tile"):
+        return tile_images(rgb)[int(variant[len("tile"):])]
+    return rgb
 
 
 def image_paths(images: dict[str, Path], names: Sequence[str]) -> list[Path]:
