@@ -313,7 +313,9 @@ class SearchEngine:
         hits: list[Hit] = []
         for index in order:
             candidate, probability = candidates[index], float(probabilities[index])
-            if probability < params.min_score or len(hits) == params.top_k:
+            # Compared as the float32 the reply carries, so a hit's reported score passed back
+            # as min_score keeps that hit (a float64 p can sit just below its float32 rounding).
+            if np.float32(probability) < np.float32(params.min_score) or len(hits) == params.top_k:
                 break
             hits.append(self._hit(candidate, probability, evidence[index], region))
         stage.done("fuse")
