@@ -21,6 +21,13 @@ Quirks of `qdrant-edge-py` 0.9 this module works around (see also tests/store):
   (0.61 with ef=256, 0.82 with ef=512), while exact search over the same 20k took 2-5 ms.
   So `EdgeStore` searches exactly while the store holds at most `exact_up_to` points and
   uses HNSW with `ef = max(hnsw_ef, limit)` above that (see benchmarks/bench_edge_store.py).
+  Random vectors are HNSW's worst case, though: on realistic photo vectors (real embeddings
+  with fitted noise, benchmarks/bench_store_tuning.py) recall@10 is far higher at a smaller ef.
+* With scalar quantization, `SearchParams(exact=True)` alone would scan the int8 copies; exact
+  mode passes `QuantizationSearchParams(ignore=True)` so that it scores the original vectors.
+* A point without descriptions still takes a dense slot in the `descriptions` storage and in
+  its quantized copy: 1.5 KB and 384 B per photo. Both stay on disk (memory-mapped), see
+  `_edge_config`.
 """
 
 from __future__ import annotations
@@ -145,13 +152,20 @@ def _stored_dim(cfg: dict[str, Any]) -> int | None:
 
 def _edge_config(dim: int, settings: StoreSettings) -> EdgeConfig:
     """Image vector, description multivector (MaxSim) and keyword sparse vector (IDF), with the
-    HNSW graph, quantization and vector placement of `settings`."""
+    HNSW graph, quantization and vector placement of `settings`.
+
+    The descriptions' quantized copy stays on disk (memory-mapped) even when the image's is
+    kept in RAM: most photos have no descriptions, yet each takes a slot (384 B of int8 per
+    photo, 38 MB per 100k photos measured), and only hybrid searches read it."""
     on_disk = settings.store_vectors_on_disk
-    quantization = None
+    quantization = descriptions_quantization = None
     if settings.quantized:
         quantization = ScalarQuantizationConfig(
             ScalarType.Int8, quantile=settings.store_quantization_quantile,
             always_ram=settings.store_quantization_always_ram,
+        )
+        descriptions_quantization = ScalarQuantizationConfig(
+            ScalarType.Int8, quantile=settings.store_quantization_quantile, always_ram=False,
         )
     return EdgeConfig(
         vectors={
@@ -161,6 +175,7 @@ def _edge_config(dim: int, settings: StoreSettings) -> EdgeConfig:
                 distance=Distance.Cosine,
                 on_disk=on_disk,
                 multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim),
+                quantization_config=descriptions_quantization,
             ),
         },
         sparse_vectors={KEYWORDS_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)},
