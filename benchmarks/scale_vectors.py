@@ -28,6 +28,7 @@ first 100k vectors of the 1M set are the 100k set, and any slice can be made on 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,9 @@ import numpy as np
 
 #: Vectors per generated block (the unit of determinism).
 BLOCK = 8192
-#: Where the scale sets are kept (outside the repository: up to 1.5 GB).
-SCRATCH = Path("/work/scratch/scale")
+#: Where the scale sets, their ground truth and prefilled stores are kept (outside the
+#: repository: 1.5 GB of vectors and about 7 GB of store at 1M photos).
+SCRATCH = Path(os.environ.get("WITHSENSE_SCALE_DIR", "/work/scratch/scale"))
 
 
 @dataclass(frozen=True)
