@@ -30,7 +30,7 @@ class StoreSettings(BaseSettings):
         "a slower build.",
     )
     store_hnsw_ef: int = Field(
-        default=384, ge=1, le=65536,
+        default=768, ge=1, le=65536,
         description="HNSW: candidates kept while searching (at least the number of hits asked "
         "for); more: higher recall, slower queries.",
     )
