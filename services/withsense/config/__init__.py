@@ -5,6 +5,8 @@ from withsense.config.audit import AuditSettings
 from withsense.config.gateway import GatewaySettings
 from withsense.config.logging import LoggingSettings
 from withsense.config.model import ModelSettings
+from withsense.config.store import StoreSettings
 from withsense.config.worker import WorkerSettings
 
-__all__ = ["AuditSettings", "GatewaySettings", "LoggingSettings", "ModelSettings", "WorkerSettings"]
+__all__ = ["AuditSettings", "GatewaySettings", "LoggingSettings", "ModelSettings", "StoreSettings",
+           "WorkerSettings"]

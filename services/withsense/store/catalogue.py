@@ -11,7 +11,10 @@ the fingerprint the engine gives back) or removed after the store has flushed. A
 may be found either way at start-up; a committed row must be found exactly.
 
 The fingerprint covers the payload and every vector the engine returns, whatever their names
-and kinds, so it does not depend on the store's vector layout.
+and kinds, so it does not depend on the store's vector layout. Version 2 (prefixed "2:") hashes
+the vectors' float64 bytes: about 100 times faster than version 1 (a JSON text of every float in
+hex, 1.7 ms a photo, which made start-up take half an hour at 1M photos) and as exact. Entries of
+version 1 are still checked with version 1 (`same_point`) and upgraded once found intact.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .base import StoreError
 
 CATALOGUE_FILE = "store-catalogue.sqlite"
+#: Prefix of a version-2 fingerprint (version 1 has none).
+FINGERPRINT_V2 = "2:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -52,10 +59,47 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
-def fingerprint(payload: Mapping[str, Any] | None, vectors: Any) -> str:
-    """sha256 of the point's payload and vectors exactly as the engine returned them."""
+def fingerprint_v1(payload: Mapping[str, Any] | None, vectors: Any) -> str:
+    """Version 1: sha256 of the payload and vectors as JSON, every float in hex."""
     text = json.dumps([_plain(payload or {}), _plain(vectors)], separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(payload: Mapping[str, Any] | None, vectors: Any) -> str:
+    """sha256 of the point's payload and vectors exactly as the engine returned them: the
+    payload as JSON (floats in hex), each vector's values as float64 bytes, by name."""
+    digest = hashlib.sha256(json.dumps(_plain(payload or {}), separators=(",", ":")).encode())
+    _hash_vectors(digest, vectors)
+    return FINGERPRINT_V2 + digest.hexdigest()
+
+
+def _hash_vectors(digest: Any, value: Any) -> None:
+    if isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            digest.update(b"\0name:" + str(key).encode())
+            _hash_vectors(digest, value[key])
+        return
+    if hasattr(value, "indices") and hasattr(value, "values"):  # a sparse vector
+        digest.update(b"\0sparse")
+        digest.update(np.asarray(list(value.indices), dtype=np.int64).tobytes())
+        digest.update(np.asarray(list(value.values), dtype=np.float64).tobytes())
+        return
+    try:  # a dense vector or the rows of a multivector
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        array = None
+    if array is not None and array.dtype == np.float64 and array.ndim in (1, 2):
+        digest.update(b"\0dense" + repr(array.shape).encode())
+        digest.update(array.tobytes())
+    else:
+        digest.update(b"\0json" + json.dumps(_plain(value), separators=(",", ":")).encode())
+
+
+def same_point(recorded: str, payload: Mapping[str, Any] | None, vectors: Any) -> bool:
+    """Whether a catalogued fingerprint (of either version) matches the point."""
+    if recorded.startswith(FINGERPRINT_V2):
+        return recorded == fingerprint(payload, vectors)
+    return recorded == fingerprint_v1(payload, vectors)
 
 
 class Catalogue:

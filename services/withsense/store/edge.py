@@ -21,6 +21,13 @@ Quirks of `qdrant-edge-py` 0.9 this module works around (see also tests/store):
   (0.61 with ef=256, 0.82 with ef=512), while exact search over the same 20k took 2-5 ms.
   So `EdgeStore` searches exactly while the store holds at most `exact_up_to` points and
   uses HNSW with `ef = max(hnsw_ef, limit)` above that (see benchmarks/bench_edge_store.py).
+  Random vectors are HNSW's worst case, though: on realistic photo vectors (real embeddings
+  with fitted noise, benchmarks/bench_store_tuning.py) recall@10 is far higher at a smaller ef.
+* With scalar quantization, `SearchParams(exact=True)` alone would scan the int8 copies; exact
+  mode passes `QuantizationSearchParams(ignore=True)` so that it scores the original vectors.
+* A point without descriptions still takes a dense slot in the `descriptions` storage and in
+  its quantized copy: 1.5 KB and 384 B per photo. Both stay on disk (memory-mapped), see
+  `_edge_config`.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +51,7 @@ from qdrant_edge import (
     FieldCondition,
     Filter,
     Fusion,
+    HnswIndexConfig,
     MatchAny,
     MatchValue,
     Modifier,
@@ -52,14 +60,18 @@ from qdrant_edge import (
     PayloadSchemaType,
     Point,
     Prefetch,
+    QuantizationSearchParams,
     Query,
     QueryRequest,
+    ScalarQuantizationConfig,
+    ScalarType,
     ScrollRequest,
     SearchParams,
     SparseVector,
     UpdateOperation,
 )
 
+from withsense.config.store import StoreSettings
 from withsense.keywords import SparseVector as Keywords
 
 from .base import (
@@ -88,6 +100,8 @@ from .base import (
 
 _CONFIG_FILE = "edge_config.json"
 _BATCH = 1024
+#: Qdrant's default: below this many KB of vectors a filtered search scans instead of the graph.
+_FULL_SCAN_THRESHOLD_KB = 10_000
 
 
 def _bool_match(value: bool) -> MatchValue:
@@ -136,18 +150,40 @@ def _stored_dim(cfg: dict[str, Any]) -> int | None:
         return None
 
 
-def _edge_config(dim: int) -> EdgeConfig:
-    """Image vector, description multivector (MaxSim) and keyword sparse vector (IDF)."""
+def _edge_config(dim: int, settings: StoreSettings) -> EdgeConfig:
+    """Image vector, description multivector (MaxSim) and keyword sparse vector (IDF), with the
+    HNSW graph, quantization and vector placement of `settings`.
+
+    The descriptions' quantized copy stays on disk (memory-mapped) even when the image's is
+    kept in RAM: most photos have no descriptions, yet each takes a slot (384 B of int8 per
+    photo, 38 MB per 100k photos measured), and only hybrid searches read it."""
+    on_disk = settings.store_vectors_on_disk
+    quantization = descriptions_quantization = None
+    if settings.quantized:
+        quantization = ScalarQuantizationConfig(
+            ScalarType.Int8, quantile=settings.store_quantization_quantile,
+            always_ram=settings.store_quantization_always_ram,
+        )
+        descriptions_quantization = ScalarQuantizationConfig(
+            ScalarType.Int8, quantile=settings.store_quantization_quantile, always_ram=False,
+        )
     return EdgeConfig(
         vectors={
-            VECTOR_NAME: EdgeVectorParams(size=dim, distance=Distance.Cosine),
+            VECTOR_NAME: EdgeVectorParams(size=dim, distance=Distance.Cosine, on_disk=on_disk),
             DESCRIPTIONS_VECTOR: EdgeVectorParams(
                 size=dim,
                 distance=Distance.Cosine,
+                on_disk=on_disk,
                 multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim),
+                quantization_config=descriptions_quantization,
             ),
         },
         sparse_vectors={KEYWORDS_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+        hnsw_config=HnswIndexConfig(
+            m=settings.store_hnsw_m, ef_construct=settings.store_hnsw_ef_construct,
+            full_scan_threshold=_FULL_SCAN_THRESHOLD_KB,
+        ),
+        quantization_config=quantization,
     )
 
 
@@ -163,26 +199,35 @@ class EdgeStore:
     flushed before `upsert`/`delete` return. One lock serialises every call into the shard,
     which also makes `close()` safe against calls in flight on other threads.
 
-    Search is exact (full recall) while the store holds at most `exact_up_to` points, and HNSW
-    with `ef = max(hnsw_ef, limit)` above; both are plain attributes and may be changed.
+    The index (HNSW m and ef_construct, int8 quantization, vectors on disk) comes from
+    `settings` (`StoreSettings`, read from the environment when not given). Search is exact
+    (full recall, original vectors) while the store holds at most `exact_up_to` points, and
+    HNSW with `ef = max(hnsw_ef, limit)` above, int8 candidates rescored with the original
+    vectors when quantized; `exact_up_to`, `hnsw_ef`, `rescore` and `oversampling` are plain
+    attributes and may be changed.
     """
 
     backend = "qdrant-edge"
 
     def __init__(
-        self, path: Path | str, dim: int, *, exact_up_to: int = 25_000, hnsw_ef: int = 512
+        self, path: Path | str, dim: int, *, settings: StoreSettings | None = None,
+        exact_up_to: int | None = None, hnsw_ef: int | None = None,
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
             raise StoreError(f"dim must be a positive int, got {dim!r}")
+        settings = settings or StoreSettings()
         self.path = Path(path)
         self.dim = dim
-        self.exact_up_to = exact_up_to
-        self.hnsw_ef = hnsw_ef
+        self.exact_up_to = settings.store_exact_up_to if exact_up_to is None else exact_up_to
+        self.hnsw_ef = settings.store_hnsw_ef if hnsw_ef is None else hnsw_ef
+        self.quantized = settings.quantized
+        self.rescore = settings.store_quantization_rescore
+        self.oversampling = settings.store_quantization_oversampling
         self._points = 0  # points in the shard, refreshed after every write
         self._lock = threading.RLock()
         self._shard: EdgeShard | None = None
         self._ensure_writable_folder()
-        config = _edge_config(dim)
+        config = _edge_config(dim, settings)
         exists = (self.path / _CONFIG_FILE).exists()
         if exists:
             stored_config = _stored_config(self.path)
@@ -264,8 +309,13 @@ class EdgeStore:
 
     def _search_params(self, limit: int) -> SearchParams:
         if self._points <= self.exact_up_to:
-            return SearchParams(exact=True)
-        return SearchParams(hnsw_ef=max(self.hnsw_ef, limit))
+            # Exact means the original vectors: without `ignore` a quantized store scans int8.
+            ignore = QuantizationSearchParams(ignore=True) if self.quantized else None
+            return SearchParams(exact=True, quantization=ignore)
+        quantization = None
+        if self.quantized:
+            quantization = QuantizationSearchParams(rescore=self.rescore, oversampling=self.oversampling)
+        return SearchParams(hnsw_ef=max(self.hnsw_ef, limit), quantization=quantization)
 
     def _open_shard(self) -> EdgeShard:
         if self._shard is None:
@@ -484,17 +534,42 @@ class EdgeStore:
                 raise StoreError(f"reading points of {self.path} failed: {e}") from e
         return {str(r.id): (dict(r.payload or {}), r.vector) for r in records}
 
+    def scan(self, batch: int = _BATCH) -> Iterator[list[tuple[str, dict[str, Any], Any]]]:
+        """Every point as pages of (id, payload, vectors), each page read under the lock, so
+        that a million points never sit in memory at once (verification at start-up)."""
+        offset: Any = None
+        while True:
+            with self._lock:
+                shard = self._open_shard()
+                try:
+                    records, offset = shard.scroll(ScrollRequest(
+                        offset=offset, limit=batch, with_payload=True, with_vector=True))
+                except Exception as e:
+                    raise StoreError(f"reading points of {self.path} failed: {e}") from e
+            yield [(str(r.id), dict(r.payload or {}), r.vector) for r in records]
+            if offset is None:
+                return
+
+    def ids(self, *, minor: bool | None = None) -> set[str]:
+        """The ids of every point (with `minor`: those the payload index says have that flag)."""
+        with self._lock:
+            shard = self._open_shard()
+            try:
+                return {str(r.id) for r in self._scroll_all(shard, minor, payload=False)}
+            except Exception as e:
+                raise StoreError(f"reading ids of {self.path} failed: {e}") from e
+
     @staticmethod
-    def _scroll_all(shard: EdgeShard, minor: bool | None) -> list[Any]:
+    def _scroll_all(shard: EdgeShard, minor: bool | None, *, payload: bool | None = None) -> list[Any]:
         flt = None
         if minor is not None:
             flt = Filter(must=[_MINOR_IS_TRUE]) if minor else Filter(must_not=[_MINOR_IS_TRUE])
         records: list[Any] = []
         offset: Any = None
         while True:
+            full = minor is None if payload is None else payload
             batch, offset = shard.scroll(ScrollRequest(
-                offset=offset, limit=_BATCH, filter=flt, with_payload=minor is None,
-                with_vector=minor is None,
+                offset=offset, limit=_BATCH, filter=flt, with_payload=full, with_vector=full,
             ))
             records += batch
             if offset is None:

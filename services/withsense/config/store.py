@@ -1,0 +1,75 @@
+"""The vector store's index: HNSW graph, int8 quantization, where the vectors live.
+
+Both backends read these (Qdrant Edge in process, a Qdrant server through qdrant-client; local
+mode of qdrant-client searches exactly and ignores them). The graph and storage settings apply
+when a store (collection) is created, and to segments the optimizer builds later; the search
+settings (`store_hnsw_ef`, `store_exact_up_to`, rescoring, oversampling) apply to every query.
+The defaults were chosen with benchmarks/bench_store_tuning.py on realistic vectors at 100k and
+1M photos (docs/benchmarks.md, "The store at scale").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WITHSENSE_", extra="ignore")
+
+    store_hnsw_m: int = Field(
+        default=16, ge=4, le=128,
+        description="HNSW: links per node. More raise recall and memory (about m x 8 bytes "
+        "per photo) and slow the build.",
+    )
+    store_hnsw_ef_construct: int = Field(
+        default=128, ge=8, le=4096,
+        description="HNSW: candidates kept while building the graph; more: a better graph, "
+        "a slower build.",
+    )
+    store_hnsw_ef: int = Field(
+        default=768, ge=1, le=65536,
+        description="HNSW: candidates kept while searching (at least the number of hits asked "
+        "for); more: higher recall, slower queries.",
+    )
+    store_exact_up_to: int = Field(
+        default=25_000, ge=0,
+        description="Search exactly (full recall) while the store holds at most this many "
+        "photos: below it a scan costs a few ms and beats the graph.",
+    )
+    store_quantization: Literal["none", "int8"] = Field(
+        default="int8",
+        description="int8: scalar quantization of the vectors (a quarter of the memory, "
+        "faster scans); candidates are rescored with the original vectors.",
+    )
+    store_quantization_quantile: float = Field(
+        default=0.99, ge=0.5, le=1.0,
+        description="int8: the share of values whose range the 256 levels cover (outliers "
+        "are clipped).",
+    )
+    store_quantization_always_ram: bool = Field(
+        default=True,
+        description="int8: keep the quantized vectors in RAM (the graph search reads only "
+        "them); the originals may then live on disk.",
+    )
+    store_quantization_rescore: bool = Field(
+        default=True,
+        description="int8: rescore the candidates with the original vectors, so that scores "
+        "are exact cosines.",
+    )
+    store_quantization_oversampling: float = Field(
+        default=2.0, ge=1.0, le=16.0,
+        description="int8: candidates fetched per hit asked for, before rescoring.",
+    )
+    store_vectors_on_disk: bool = Field(
+        default=True,
+        description="Keep the original float32 vectors in memory-mapped files rather than "
+        "in RAM (with int8 in RAM only rescoring reads them; the page cache keeps the hot "
+        "ones). False: all in RAM (4 x dim bytes per photo more).",
+    )
+
+    @property
+    def quantized(self) -> bool:
+        return self.store_quantization == "int8"
