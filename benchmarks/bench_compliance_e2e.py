@@ -491,8 +491,8 @@ def run_fold(dataset: Any, fold: int, args: argparse.Namespace, work: Path) -> d
     photos = photos_of(dataset, held)
     queries = build_queries(photos.values(), max_captions=args.max_captions, seed=args.seed)
     folder = work / "held-out"
-    for old in [folder, *work.glob("store-*"), *work.glob("*.log")]:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for old in [folder, *work.glob("store-*"), *work.glob("gateway-*.log"), work / "worker.log"]:
+        shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
     folder.mkdir(parents=True)
     for name in held:
         (folder / name).symlink_to(dataset.train_images[name].resolve())
@@ -595,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             work = root / f"fold{fold}"
             work.mkdir(parents=True, exist_ok=True)
             results.append(run_fold(dataset, fold, args, work))
+            (work / "result.json").write_text(json.dumps(results[-1], indent=2, default=_jsonable))
     finally:
         if args.work is None:
             shutil.rmtree(root, ignore_errors=True)

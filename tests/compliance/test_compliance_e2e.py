@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_compliance_e2e.py"
 CHILD_CAPTIONS = (0, 1, 3)  # caption #2 is the judged query: train_dataset.csv repeats it
 
@@ -42,6 +41,12 @@ def _synthetic(root: Path) -> Path:
     return out
 
 
+def test_a_missing_data_folder_fails_clearly(tmp_path, capsys):
+    assert _bench().main(["--data", str(tmp_path / "nowhere")]) == 2
+    assert "data set is not at" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_measures_what_the_gateway_flagged(start_gateway, tmp_path):
     from withsense.client import SearchClient
     from withsense_train.data import load_dataset
