@@ -469,18 +469,34 @@ def _bar(total: int, desc: str, enabled: bool):
                 leave=False, file=sys.stderr)
 
 
+def trainer_code() -> str:
+    """sha256 over the trainer's and the model's source: a kept artifact is reused only when
+    neither changed (e.g. a new detector lands: retrain)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    model = REPO / "services" / "withsense" / "model"
+    for path in sorted([*(REPO / "trainer").rglob("*.py"), *model.rglob("*.py"),
+                        *model.glob("configs/*.json")]):
+        if path.is_file():
+            digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def trained_artifact(dataset: Any, keep: list[str], work: Path, cache: Path | None) -> dict[str, Any]:
     """Trains the fold's artifact, or reuses one that ``--work`` kept from an earlier run on
-    exactly these training photos; returns its minor_detector section."""
+    exactly these training photos with the same trainer code; returns its minor_detector
+    section."""
     marker, artifact = work / "trained-on.json", work / "artifact"
-    if marker.is_file() and json.loads(marker.read_text()) == sorted(keep) and \
+    spec = {"photos": sorted(keep), "code": trainer_code()}
+    if marker.is_file() and json.loads(marker.read_text()) == spec and \
             (artifact / "config.json").is_file():
         return json.loads((artifact / "config.json").read_text()).get("minor_detector", {})
     for old in (work / "train-data", artifact):
         shutil.rmtree(old, ignore_errors=True)
     section = train_artifact(write_training_folder(dataset, set(keep), work / "train-data"),
                              artifact, cache, work / "train.log")
-    marker.write_text(json.dumps(sorted(keep)))
+    marker.write_text(json.dumps(spec))
     return section
 
 
