@@ -584,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unrestricted", default="US", help="unrestricted region (default US)")
     parser.add_argument("--work", type=Path, help="keep the training data, artifact, stores and "
                         "server logs here (default: a temporary folder, removed); a fold's "
-                        "artifact kept here is reused when its training photos are the same")
+                        "artifact kept here is reused when its training photos and the trainer's "
+                        "code are the same")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--save", type=Path, help="also write the JSON result to this file")
     args = parser.parse_args(argv)
