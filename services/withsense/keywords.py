@@ -89,16 +89,20 @@ def document_vector(descriptions: Sequence[str]) -> SparseVector:
 
 def query_vector(text: str) -> SparseVector:
     """The sparse vector of a query: 1.0 for every form of its content words."""
-    forms: set[int] = set()
-    for token in content_tokens(text):
-        forms |= token_indices(token)
-    return _sparse(Counter(forms), [1.0] * len(forms))
+    return words_vector(query_words(text))
 
 
 def query_words(text: str) -> list[frozenset[int]]:
     """The forms of each distinct content word of a query (what ``coverage`` counts)."""
     words = [token_indices(t) for t in dict.fromkeys(content_tokens(text))]
     return [w for w in words if w]
+
+
+def words_vector(words: Sequence[frozenset[int]]) -> SparseVector:
+    """``query_vector`` of words already found by ``query_words`` (a search needs both, and
+    lemmatises its query once)."""
+    forms = frozenset().union(*words)
+    return _sparse(Counter(forms), [1.0] * len(forms))
 
 
 def coverage(words: Sequence[frozenset[int]], document_indices: Iterable[int]) -> float:
@@ -126,4 +130,5 @@ __all__ = [
     "keyword_coverage",
     "query_vector",
     "query_words",
+    "words_vector",
 ]

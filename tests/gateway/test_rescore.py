@@ -10,6 +10,7 @@ pytestmark = pytest.mark.slow
 
 def test_a_candidate_without_a_vector_does_not_shift_the_scores(start_gateway, background_loop):
     from withsense.gateway.protocol import SearchParams
+    from withsense.keywords import query_words
     from withsense.store import StoreHit
 
     engine = start_gateway().engine
@@ -27,6 +28,7 @@ def test_a_candidate_without_a_vector_does_not_shift_the_scores(start_gateway, b
     expected = background_loop.run(engine.worker.score(query, np.stack([far, near])))
     params = SearchParams(query="q", top_k=3, region="US", min_score=0.0)
     region = engine.gate.region("US")
-    hits = background_loop.run(engine._rescore(query, candidates, params, region, engine.fusion))
+    hits = background_loop.run(engine._rescore(query, query_words(params.query), candidates, params,
+                                                    region, engine.fusion))
     assert [h.uri for h in hits] == ["near.jpg", "far.jpg"]
     assert [h.score for h in hits] == pytest.approx([float(expected[1]), float(expected[0])])

@@ -14,22 +14,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from withsense.keywords import coverage, query_words
+from withsense.keywords import coverage
 from withsense.model.fusion import FusionModel, description_cosines, feature_matrix, image_logits
 from withsense.store import StoreHit
 
 PIXELS_ONLY = ("pixels",)
 
 
-def fuse(fusion: FusionModel | None, query_text: str, query: np.ndarray,
+def fuse(fusion: FusionModel | None, query_words: Sequence[frozenset[int]], query: np.ndarray,
          candidates: Sequence[StoreHit],
          pixel_probabilities: np.ndarray) -> tuple[np.ndarray, list[tuple[str, ...]]]:
-    """(probability, evidence kinds) of each candidate. Without a fusion model: the pixels."""
+    """(probability, evidence kinds) of each candidate. Without a fusion model: the pixels.
+    ``query_words``: the query's content words (``keywords.query_words``), found once a search."""
     if fusion is None:
         return np.asarray(pixel_probabilities, dtype=np.float64), [PIXELS_ONLY] * len(candidates)
     cosines = [description_cosines(query, c.descriptions) for c in candidates]
-    words = query_words(query_text)
-    keyword = np.asarray([coverage(words, c.keywords.indices) if c.keywords else 0.0
+    keyword = np.asarray([coverage(query_words, c.keywords.indices) if c.keywords else 0.0
                           for c in candidates])
     features = feature_matrix(image_logits(pixel_probabilities), cosines, keyword)
     return fusion.probability(features), [tuple(e) for e in fusion.evidence(features)]

@@ -47,7 +47,7 @@ from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.query_cache import QueryCache
 from withsense.gateway.scoring import LocalScorer, local_scorer
 from withsense.gateway.worker_client import EmbeddedImages, WorkerClient
-from withsense.keywords import document_vector, query_vector
+from withsense.keywords import document_vector, query_words, words_vector
 from withsense.model.fusion import FusionError, FusionModel
 from withsense.model.language import ENGLISH, MULTILINGUAL
 from withsense.store import ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
@@ -265,8 +265,9 @@ class SearchEngine:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"
         stage.done("semantic")
+        words = query_words(params.query)
         candidates: list[StoreHit] = await self._store_call(
-            self.store.hybrid_search, query, query_vector(params.query) or None,
+            self.store.hybrid_search, query, words_vector(words) or None,
             params.top_k * self.settings.oversample,
             exclude_minor=drop_flagged, filters=params.filters or None,
         )
@@ -274,7 +275,7 @@ class SearchEngine:
         # The fusion model learnt from English queries against English descriptions; a query on
         # the multilingual path is scored by its pixels alone rather than out of distribution.
         fusion = self.fusion if paths[0] == ENGLISH else None
-        hits = await self._rescore(query, candidates, params, region, fusion, stage)
+        hits = await self._rescore(query, words, candidates, params, region, fusion, stage)
         withheld = sum(hit.withheld for hit in hits)
         reason = f"query allowed; {region.describe()}; {withheld} of {len(hits)} hits withheld"
         if drop_flagged:
@@ -296,7 +297,8 @@ class SearchEngine:
             model_version=self.model_version, restricted=True, disclaimer=self.gate.disclaimer,
         )
 
-    async def _rescore(self, query: np.ndarray, candidates: list[StoreHit], params: SearchParams,
+    async def _rescore(self, query: np.ndarray, words: list[frozenset[int]],
+                       candidates: list[StoreHit], params: SearchParams,
                        region: RegionDecision, fusion: FusionModel | None,
                        stage: _StageClock | None = None) -> list[Hit]:
         stage = stage or _StageClock()
@@ -308,7 +310,7 @@ class SearchEngine:
         vectors = np.stack([c.vector for c in candidates])
         pixels = await self._pixel_probabilities(query, vectors)
         stage.done("score")
-        probabilities, evidence = fuse(fusion, params.query, query, candidates, pixels)
+        probabilities, evidence = fuse(fusion, words, query, candidates, pixels)
         order = np.argsort(-probabilities, kind="stable")
         hits: list[Hit] = []
         for index in order:

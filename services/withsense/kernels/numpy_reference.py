@@ -18,25 +18,33 @@ def _normalise(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(norms, np.float32(EPS))
 
 
+def check_segments(queries_shape: tuple[int, ...], candidates_shape: tuple[int, ...],
+                   offsets: np.ndarray) -> None:
+    """Raises ValueError unless queries [B, D] and candidates [N, D] split by offsets [B + 1]
+    (from 0 to N, never decreasing) make ragged segments. Shared with the torch dispatch
+    (``dispatch.validate_segments``), so both paths refuse the same inputs alike."""
+    if len(queries_shape) != 2 or len(candidates_shape) != 2:
+        raise ValueError("queries and candidates must be 2-d [rows, dim]")
+    if candidates_shape[0] and queries_shape[1] != candidates_shape[1]:
+        raise ValueError(
+            f"queries have dim {queries_shape[1]} but candidates have dim {candidates_shape[1]}")
+    if offsets.size != queries_shape[0] + 1:
+        raise ValueError(f"segment_offsets needs {queries_shape[0] + 1} entries, got {offsets.size}")
+    if offsets[0] != 0 or offsets[-1] != candidates_shape[0] or (np.diff(offsets) < 0).any():
+        raise ValueError("segment_offsets must start at 0, never decrease and end at N")
+
+
 def cosine_sigmoid_numpy(queries: np.ndarray, candidates: np.ndarray, segment_offsets: np.ndarray,
                          scale: float, bias: float) -> np.ndarray:
     """probs[N] float32 for ragged segments of candidates [N, D], one query [B, D] each."""
     queries = np.asarray(queries, dtype=np.float32)
     candidates = np.asarray(candidates, dtype=np.float32)
     offsets = np.asarray(segment_offsets, dtype=np.int64)
-    if queries.ndim != 2 or candidates.ndim != 2:
-        raise ValueError("queries and candidates must be 2-d [rows, dim]")
-    if candidates.shape[0] and queries.shape[1] != candidates.shape[1]:
-        raise ValueError(
-            f"queries have dim {queries.shape[1]} but candidates have dim {candidates.shape[1]}")
-    if offsets.size != queries.shape[0] + 1 or offsets[0] != 0 \
-            or offsets[-1] != candidates.shape[0] or (np.diff(offsets) < 0).any():
-        raise ValueError("segment_offsets must have B + 1 entries, start at 0, never decrease "
-                         "and end at N")
+    check_segments(queries.shape, candidates.shape, offsets)
     ids = np.repeat(np.arange(queries.shape[0]), np.diff(offsets))
     cosine = np.einsum("nd,nd->n", _normalise(queries)[ids], _normalise(candidates))
     logits = np.float32(scale) * cosine + np.float32(bias)
     return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
-__all__ = ["EPS", "cosine_sigmoid_numpy"]
+__all__ = ["EPS", "check_segments", "cosine_sigmoid_numpy"]
