@@ -14,7 +14,7 @@ tower features for the search vector).
         [--fmaps DIR] [--faces faces.npz] [--tiles --tile-cache DIR] [--zero-shot] [--lite0]
         [--acts DIR --ft-repeats 3 --ft-epochs 5] [--routes "part,part"] [--repeats 3] [--json]
 
-``--tiles``: the tile routes (``withsense.model.tiles``: 2 x 2 overlapping tiles, each through
+``--tiles``: the tile routes (``withsense_train.tiles``: 2 x 2 overlapping tiles, each through
 the tower; features cached under ``--tile-cache``, default ``--cache``); ``--zero-shot``: the
 ConSE zero-shot child score (ImageNet logits -> class-name embeddings, against child and adult
 prototype texts; no customer data) as extra features; ``--lite0``: Lite0's features on Lite2's
@@ -142,7 +142,7 @@ def views_ms(tower, paths, repeats: int = 3) -> dict[str, float]:
     preprocessing included), interleaved and repeated; medians."""
     from PIL import Image
     from withsense.model.runtime import pixel_features
-    from withsense.model.tiles import tile_images
+    from withsense_train.tiles import tile_images
 
     serving = tower.with_backend("auto")
     images = [Image.open(p).convert("RGB") for p in paths]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from withsense.model.tiles import TILES, tile_boxes, tile_images
 from withsense_train.minor_tiles import (
     full_then_max,
     instance_fitter,
@@ -13,6 +12,7 @@ from withsense_train.minor_tiles import (
     pool,
     smooth_max,
 )
+from withsense_train.tiles import TILES, tile_boxes, tile_images
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (7, 5), (4000, 10), (10, 4000), (500, 375)])

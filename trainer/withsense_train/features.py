@@ -9,7 +9,7 @@ Layout under the cache folder (default ``$WITHSENSE_DATA_DIR/cache``)::
 
 An image entry is the pooled features followed by the ImageNet logits (float32); ``variant`` is
 ``center`` (the tower's own preprocessing) or ``flip`` (the photo mirrored left-right first).
-``tile0`` .. ``tile3`` are the photo's tiles (``withsense.model.tiles``, each through the tower's
+``tile0`` .. ``tile3`` are the photo's tiles (``withsense_train.tiles``, each through the tower's
 own preprocessing), for the visual minor detector.
 A text entry is the normalised MiniLM embedding. Keys are content hashes, so a renamed photo
 hits the cache and a changed tower misses it. Entries are written atomically (temp + rename).
@@ -32,7 +32,6 @@ from PIL import Image
 from withsense.model.catalog import TTA_MODES
 from withsense.model.concepts import concept_embeddings
 from withsense.model.runtime import image_features, pixel_features
-from withsense.model.tiles import TILES, tile_images
 from withsense.model.towers import (
     ImageFeatures,
     ImageTower,
@@ -46,6 +45,7 @@ from withsense.model.towers import (
 )
 
 from withsense_train.data import file_sha256
+from withsense_train.tiles import TILES, tile_images
 
 log = logging.getLogger(__name__)
 IMAGE_BATCH = 32

@@ -1,7 +1,7 @@
 """Pooling a photo's tiles for the visual minor detector (issue 14, "multi-crop" routes).
 
 A photo is a bag of views: the full frame (centre + mirror mean, as the worker embeds it) and
-its ``TILES`` tiles (``withsense.model.tiles``). Its label says whether *some* view shows a
+its ``TILES`` tiles (``withsense_train.tiles``). Its label says whether *some* view shows a
 child: a multiple-instance label. Inputs here are ``[N, views, F]`` arrays of detector inputs
 (``detector_inputs``), view 0 the full frame. Each ``*_fitter`` returns a ``Fitter``
 (``withsense_train.minor``): fit(x, y, w) -> predict(x) -> p.

@@ -6,6 +6,9 @@ own preprocessing (resize, centre crop), shows such a child at about twice the s
 ``TILE_GRID`` x ``TILE_GRID`` tiles, each ``TILE_SPAN`` of the photo's width and height, overlap
 by ``2 * TILE_SPAN - 1`` so that a figure on a tile border is whole in at least one tile.
 
+It lives in the trainer: the tile routes were measured (docs/compliance.md, run 3) and not
+shipped, so the worker does not make tiles.
+
 Every photo gives exactly ``TILES`` tiles, whatever its shape: a tile is at least one pixel on
 each side, so a 1 x 1 photo gives four copies of itself and a 4000 x 10 strip four strips.
 """
