@@ -28,9 +28,15 @@ def test_verify_snapshot_damage_restore(tmp_path, capsys, monkeypatch):
                       for i in range(10)])
         store.optimize()
     store.close()
-    assert _store_cli(capsys, "verify", "--data-dir", str(data)) == (0, {
-        "ok": True, "images": 20, "missing": 0, "changed": 0, "unknown": 0,
-        "index_problems": [], "settled": 0})
+    code, out = _store_cli(capsys, "verify", "--data-dir", str(data))
+    assert code == 0 and out["mode"] == "full" and out["full_because"].startswith("the store has no seal")
+    assert {k: out[k] for k in ("ok", "images", "missing", "changed", "unknown", "index_problems",
+                                "settled")} == {"ok": True, "images": 20, "missing": 0, "changed": 0,
+                                                "unknown": 0, "index_problems": [], "settled": 0}
+    code, out = _store_cli(capsys, "verify", "--data-dir", str(data))  # sealed by the last one
+    assert (code, out["mode"], out["images"], out["sampled"]) == (0, "sealed", 20, 20)
+    code, out = _store_cli(capsys, "verify", "--full", "--data-dir", str(data))
+    assert (code, out["mode"], out["full_because"]) == (0, "full", "asked for")
     archive = tmp_path / "snap.tar.gz"
     code, out = _store_cli(capsys, "snapshot", str(archive), "--data-dir", str(data))
     assert code == 0 and out["images"] == 20 and archive.exists()

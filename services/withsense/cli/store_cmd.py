@@ -17,6 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     verify = actions.add_parser("verify", help="check the embedded store against its catalogue")
     verify.add_argument("--adopt", action="store_true",
                         help="record the store as it is in a new catalogue (trust it)")
+    verify.add_argument("--full", action="store_true",
+                        help="read every point, even when the store is sealed (the gateway's "
+                        "start-up check then reads only a sample)")
     snapshot = actions.add_parser("snapshot", help="write a verified snapshot of the store")
     snapshot.add_argument("file", type=Path, help="the snapshot (.tar.gz) to write")
     restore = actions.add_parser("restore", help="replace the store by a verified snapshot")
@@ -53,13 +56,16 @@ def _embedded(args: argparse.Namespace, data_dir: Path) -> int:
     if args.store_action == "verify":
         store = open_catalogued(data_dir, dim)
         try:
-            report = store.verify(adopt=args.adopt)
+            report = store.verify(adopt=args.adopt, full=args.full)
         finally:
             store.close()
         out = report.to_dict()
         if not report.ok:
             out["what_to_do"] = remedy(store.path, store.catalogue.path)
-        _show(args, out, "store intact" if report.ok else "store DAMAGED: " + "; ".join(report.problems()))
+        how = (f"sealed, {report.sampled} sampled points checked" if report.mode == "sealed"
+               else "every point checked")
+        _show(args, out, f"store intact ({report.images} images, {how})" if report.ok
+              else "store DAMAGED: " + "; ".join(report.problems()))
         return 0 if report.ok else 1
     if args.store_action == "snapshot":
         report = snapshot(data_dir, dim, args.file)

@@ -70,6 +70,18 @@ class StoreSettings(BaseSettings):
         "ones). False: all in RAM (4 x dim bytes per photo more).",
     )
 
+    store_verify_full: bool = Field(
+        default=False,
+        description="Verify every point against the catalogue at each start-up, even when "
+        "the store was sealed at a clean close (see withsense.store.seal). At 1M photos that "
+        "takes minutes and maps all the vectors into memory.",
+    )
+    store_verify_sample: int = Field(
+        default=1000, ge=0,
+        description="Points fingerprinted against the catalogue, drawn at random, when a "
+        "sealed store is opened.",
+    )
+
     @property
     def quantized(self) -> bool:
         return self.store_quantization == "int8"

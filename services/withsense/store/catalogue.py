@@ -23,7 +23,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS images (
     image_id TEXT PRIMARY KEY,
     fingerprint TEXT,          -- NULL while pending
     pending INTEGER NOT NULL   -- 1: a write or delete of this id may or may not have happened
+);
+CREATE TABLE IF NOT EXISTS seal (
+    one INTEGER PRIMARY KEY CHECK (one = 0),
+    body TEXT NOT NULL         -- withsense.store.seal.Seal as JSON; no row: not sealed
 )
 """
 
@@ -113,7 +117,7 @@ class Catalogue:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the store catalogue {self.path}: {e}") from e
 
@@ -163,13 +167,54 @@ class Catalogue:
 
     def entries(self) -> tuple[dict[str, str], set[str]]:
         """(committed id -> fingerprint, pending ids)."""
-        with self._lock:
-            try:
-                rows = self._db.execute("SELECT image_id, fingerprint, pending FROM images").fetchall()
-            except sqlite3.Error as e:
-                raise StoreError(f"cannot read the store catalogue {self.path}: {e}") from e
+        rows = self._read("SELECT image_id, fingerprint, pending FROM images")
         committed = {i: f for i, f, p in rows if not p}
         return committed, {i for i, _, p in rows if p}
+
+    def counts(self) -> tuple[int, int]:
+        """(committed ids, pending ids), counted by SQLite (no rows read into Python)."""
+        row = self._read("SELECT COALESCE(SUM(pending = 0), 0), COALESCE(SUM(pending), 0) FROM images")
+        return int(row[0][0]), int(row[0][1])
+
+    def sample(self, k: int, rng: np.random.Generator) -> dict[str, str]:
+        """Up to `k` committed entries (id -> fingerprint) drawn uniformly at random: by rowid
+        (no scan of the table), or by a scan when deletes left too many gaps."""
+        top = int(self._read("SELECT COALESCE(MAX(rowid), 0) FROM images")[0][0])
+        if top <= k:
+            return dict(self._read("SELECT image_id, fingerprint FROM images WHERE pending = 0"))
+        found = self._sample_rowids(k, top, rng)
+        if len(found) >= k // 2:
+            return found
+        return dict(self._read("SELECT image_id, fingerprint FROM images WHERE pending = 0 "
+                               "ORDER BY random() LIMIT ?", (k,)))
+
+    def _sample_rowids(self, k: int, top: int, rng: np.random.Generator) -> dict[str, str]:
+        rows = (rng.choice(top, size=k, replace=False) + 1).tolist()
+        out: dict[str, str] = {}
+        for start in range(0, len(rows), 500):  # SQLite's limit on bound parameters
+            chunk = rows[start:start + 500]
+            out.update(self._read(
+                f"SELECT image_id, fingerprint FROM images WHERE pending = 0 AND rowid IN "
+                f"({','.join('?' * len(chunk))})", chunk))
+        return out
+
+    def seal(self, body: str) -> None:
+        """Records the seal of a verified store at a clean close."""
+        self._write("INSERT OR REPLACE INTO seal (one, body) VALUES (0, ?)", [(body,)])
+
+    def take_seal(self) -> str | None:
+        """The seal, removed: an open store is unsealed until it is closed cleanly again."""
+        rows = self._read("SELECT body FROM seal")
+        if rows:
+            self._write("DELETE FROM seal", [()])
+        return str(rows[0][0]) if rows else None
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot read the store catalogue {self.path}: {e}") from e
 
     def close(self) -> None:
         with self._lock:

@@ -150,6 +150,22 @@ def _stored_dim(cfg: dict[str, Any]) -> int | None:
         return None
 
 
+def ensure_writable_folder(path: Path) -> None:
+    """Creates the store's folder; a StoreError naming it when it cannot be made or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot create the vector store folder {path}: {e.strerror or e}") from e
+    if not path.is_dir():
+        raise StoreError(f"the vector store folder {path} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise StoreError(f"the vector store folder {path} is not writable: {e.strerror or e}") from e
+
+
 def _edge_config(dim: int, settings: StoreSettings) -> EdgeConfig:
     """Image vector, description multivector (MaxSim) and keyword sparse vector (IDF), with the
     HNSW graph, quantization and vector placement of `settings`.
@@ -226,7 +242,7 @@ class EdgeStore:
         self._points = 0  # points in the shard, refreshed after every write
         self._lock = threading.RLock()
         self._shard: EdgeShard | None = None
-        self._ensure_writable_folder()
+        ensure_writable_folder(self.path)
         config = _edge_config(dim, settings)
         exists = (self.path / _CONFIG_FILE).exists()
         if exists:
@@ -271,24 +287,6 @@ class EdgeStore:
             raise StoreError(f"cannot open the vector store at {self.path}: {e}") from e
 
     # ------------------------------------------------------------------ set-up
-
-    def _ensure_writable_folder(self) -> None:
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StoreError(
-                f"cannot create the vector store folder {self.path}: {e.strerror or e}"
-            ) from e
-        if not self.path.is_dir():
-            raise StoreError(f"the vector store folder {self.path} is not a directory")
-        try:
-            fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=self.path)
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as e:
-            raise StoreError(
-                f"the vector store folder {self.path} is not writable: {e.strerror or e}"
-            ) from e
 
     def _ensure_indexes(self) -> None:
         shard = self._open_shard()

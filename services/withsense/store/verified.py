@@ -1,14 +1,23 @@
-"""The embedded store with its catalogue: every write recorded, the whole checked at start-up.
+"""The embedded store with its catalogue: every write recorded, the store checked at start-up.
 
 `CataloguedStore` wraps an `EdgeStore` and keeps `Catalogue` in step with it (pending before a
-write, committed with the engine's own fingerprint after). `verify()` compares the two and
-also checks the payload indexes against the payloads (a damaged `minor` index would let the
-engine's `exclude_minor` filter pass flagged photos). A store that disagrees raises
-`StoreDamaged`, whose message says what to do; the gateway refuses to serve it.
+write, committed with the engine's own fingerprint after). The full verification compares the
+two point by point and also checks the payload indexes against the payloads (a damaged `minor`
+index would let the engine's `exclude_minor` filter pass flagged photos). A store that
+disagrees raises `StoreDamaged`, whose message says what to do; the gateway refuses to serve it.
+
+A store closed cleanly after it was verified carries a seal (`seal.py`); when the seal still
+matches the engine's files at the next open, the sealed check replaces the full one: the
+counts of points and of `minor` photos against the seal and the catalogue, and a random sample
+of points fingerprinted against the catalogue. Anything amiss there, a broken or missing seal,
+`full=True` or `WITHSENSE_STORE_VERIFY_FULL` make it the full verification again. After a full
+verification the engine is reopened, so that the vectors it read do not stay mapped (resident)
+in the serving process.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from withsense.config.store import StoreSettings
+
 from .base import ImageRecord, StoreError, StoreHit, uris_of
 from .catalogue import CATALOGUE_FILE, Catalogue, fingerprint, same_point
-from .edge import EdgeStore
+from .edge import EdgeStore, ensure_writable_folder
+from .seal import Seal
 
 _EXAMPLES = 3
 #: Uris per lookup when the uri index is checked: one lookup of every uri costs time quadratic
@@ -38,6 +50,10 @@ class VerifyReport:
     unknown: list[str] = field(default_factory=list)   # in the store, never catalogued
     index_problems: list[str] = field(default_factory=list)
     settled: int = 0  # writes interrupted by a crash, found done or not done and recorded so
+    mode: str = "full"  # "full": every point read; "sealed": the seal held, a sample was read
+    sampled: int = 0  # points fingerprinted by the sealed check
+    seed: int | None = None  # of the sealed check's sample
+    full_because: str = ""  # why the sealed check did not suffice
 
     @property
     def ok(self) -> bool:
@@ -53,7 +69,9 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "images": self.images, "missing": len(self.missing),
                 "changed": len(self.changed), "unknown": len(self.unknown),
-                "index_problems": self.index_problems, "settled": self.settled}
+                "index_problems": self.index_problems, "settled": self.settled,
+                "mode": self.mode, "sampled": self.sampled, "seed": self.seed,
+                "full_because": self.full_because}
 
 
 class _Scan:
@@ -94,14 +112,22 @@ def remedy(store_path: Path, catalogue_path: Path) -> str:
 
 
 class CataloguedStore:
-    """`VectorStore` over an `EdgeStore`, recording every write in a `Catalogue`."""
+    """`VectorStore` over an `EdgeStore`, recording every write in a `Catalogue`.
 
-    def __init__(self, inner: EdgeStore, catalogue_path: Path | str) -> None:
+    `seal` is the seal found valid when the store was opened (None: none, or broken, for the
+    reason `unsealed_because`); see `open_catalogued`."""
+
+    def __init__(self, inner: EdgeStore, catalogue: Catalogue, *, settings: StoreSettings,
+                 seal: Seal | None = None, unsealed_because: str = "the store has no seal") -> None:
         self.inner = inner
-        self.catalogue = Catalogue(catalogue_path)
+        self.catalogue = catalogue
         self.backend = inner.backend
         self.dim = inner.dim
         self.path = inner.path
+        self.settings = settings
+        self._seal = seal
+        self._unsealed_because = unsealed_because
+        self._verified = False  # verified intact since opened: may be sealed at close
 
     # ------------------------------------------------------------------ writes, recorded
 
@@ -148,21 +174,89 @@ class CataloguedStore:
         self.inner.optimize()
 
     def close(self) -> None:
-        self.inner.close()
-        self.catalogue.close()
+        """Closes the engine, then seals the store if it was verified intact and every write
+        since is committed in the catalogue (no write pending)."""
+        counts = self._counts_to_seal()
+        self._verified = False
+        try:
+            self.inner.close()
+            if counts is not None and self.catalogue.counts() == (counts[0], 0):
+                self.catalogue.seal(Seal.take(self.path, *counts).to_json())
+        finally:
+            self.catalogue.close()
+
+    def _counts_to_seal(self) -> tuple[int, int] | None:
+        """(points, minor photos) of a store that may be sealed now, else None."""
+        if not self._verified:
+            return None
+        try:
+            return self.inner.count(), self.inner.count(minor=True)
+        except StoreError:
+            return None
 
     def __getattr__(self, name: str) -> Any:  # extras of EdgeStore (searches_exactly, ...)
         return getattr(self.inner, name)
 
     # ------------------------------------------------------------------ verification
 
-    def verify(self, *, adopt: bool = False) -> VerifyReport:
-        """Compares the store with the catalogue (and its payload indexes with its payloads).
+    def verify(self, *, adopt: bool = False, full: bool = False) -> VerifyReport:
+        """Checks the store against the catalogue: the sealed check when the store's seal held
+        at open (and neither `full` nor `adopt` is asked), else (or if that finds anything
+        amiss) the full verification. Never raises for a disagreement: see `require_intact`."""
+        because = self._unsealed_because
+        if not (adopt or full) and self._seal is not None:
+            sealed, because = self._sealed_check(self._seal)
+            if sealed is not None:
+                self._verified = True
+                return sealed
+        elif adopt or full:
+            because = "asked for"
+        self._seal = None  # once amiss, amiss for this session
+        report = self._full_verify(adopt)
+        report.full_because = because
+        self._verified = report.ok
+        if report.ok:
+            self._unmap()
+        return report
+
+    def _sealed_check(self, seal: Seal) -> tuple[VerifyReport | None, str]:
+        """(report, "") when the counts agree with the seal and the catalogue and a random
+        sample of points matches its fingerprints; (None, what disagreed) otherwise."""
+        try:
+            points, minors = self.inner.count(), self.inner.count(minor=True)
+            committed, pending = self.catalogue.counts()
+            if pending or (points, minors) != (seal.points, seal.minors) or committed != points:
+                return None, (f"counts disagree (store {points} points, {minors} minor; seal "
+                              f"{seal.points}, {seal.minors}; catalogue {committed}, {pending} pending)")
+            seed = int.from_bytes(os.urandom(4), "little")
+            sample = self.catalogue.sample(self.settings.store_verify_sample,
+                                           np.random.default_rng(seed))
+            found = self.inner.points(list(sample))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as e:  # noqa: BLE001 - the full verification reports it
+            return None, f"the sealed check failed: {e}"
+        bad = [i for i, recorded in sample.items()
+               if i not in found or not same_point(recorded, *found[i])]
+        if bad:
+            return None, f"{len(bad)} of {len(sample)} sampled points differ (e.g. {bad[0]})"
+        return VerifyReport(images=points, mode="sealed", sampled=len(sample), seed=seed), ""
+
+    def _unmap(self) -> None:
+        """Reopens the engine, whose memory maps kept every vector the scan read resident in
+        this process (3 GB at 1M photos); the reopened engine maps only what searches touch."""
+        old = self.inner
+        old.close()
+        self.inner = EdgeStore(self.path, self.dim, settings=self.settings,
+                               exact_up_to=old.exact_up_to, hnsw_ef=old.hnsw_ef)
+        self.inner.rescore, self.inner.oversampling = old.rescore, old.oversampling
+
+    def _full_verify(self, adopt: bool) -> VerifyReport:
+        """Compares every point with the catalogue (and the payload indexes with the payloads).
 
         Reads the store page by page (a million photos never sit in memory at once).
         Interrupted writes are settled as found; intact entries of fingerprint version 1 are
-        upgraded. `adopt=True` records the store as it is. Never raises for a disagreement:
-        see `require_intact`.
+        upgraded. `adopt=True` records the store as it is.
         """
         committed, pending = self.catalogue.entries()
         scan = _Scan(committed if not adopt else {})
@@ -217,9 +311,10 @@ class CataloguedStore:
             problems.append(f"the payload indexes cannot be read: {e}")
         return problems
 
-    def require_intact(self) -> VerifyReport:
-        """`verify()`, raising StoreDamaged with what to do when the store disagrees."""
-        report = self.verify()
+    def require_intact(self, *, full: bool | None = None) -> VerifyReport:
+        """`verify()`, raising StoreDamaged with what to do when the store disagrees. `full`
+        defaults to the setting `store_verify_full`."""
+        report = self.verify(full=self.settings.store_verify_full if full is None else full)
         if not report.ok:
             raise StoreDamaged(
                 f"the vector store at {self.path} disagrees with its catalogue "
@@ -229,17 +324,36 @@ class CataloguedStore:
         return report
 
 
-def open_catalogued(data_dir: Path, dim: int) -> CataloguedStore:
-    """The embedded store in `data_dir/store` with its catalogue beside it."""
-    catalogue_path = Path(data_dir) / CATALOGUE_FILE
+def open_catalogued(data_dir: Path, dim: int, settings: StoreSettings | None = None) -> CataloguedStore:
+    """The embedded store in `data_dir/store` with its catalogue beside it.
+
+    The seal is read and removed before the engine opens (loading rewrites some of its files),
+    so a store that is not closed cleanly is fully verified at its next open."""
+    settings = settings or StoreSettings()
+    store_path, catalogue_path = Path(data_dir) / "store", Path(data_dir) / CATALOGUE_FILE
+    ensure_writable_folder(store_path)  # a clear error for the folder before the catalogue's
+    catalogue = Catalogue(catalogue_path)
     try:
-        inner = EdgeStore(Path(data_dir) / "store", dim)
+        seal, because = _take_seal(catalogue, store_path)
+        inner = EdgeStore(store_path, dim, settings=settings)
     except StoreError as e:
+        catalogue.close()
         if str(e).startswith("cannot open the vector store"):  # damaged, not busy or unwritable
-            raise StoreDamaged(f"{e}. {remedy(Path(data_dir) / 'store', catalogue_path)}") from e
+            raise StoreDamaged(f"{e}. {remedy(store_path, catalogue_path)}") from e
         raise
-    try:
-        return CataloguedStore(inner, catalogue_path)
     except BaseException:
-        inner.close()
+        catalogue.close()
         raise
+    return CataloguedStore(inner, catalogue, settings=settings, seal=seal, unsealed_because=because)
+
+
+def _take_seal(catalogue: Catalogue, store_path: Path) -> tuple[Seal | None, str]:
+    """(the seal, "") if it matches the files now, else (None, why not); removed either way."""
+    body = catalogue.take_seal()
+    if body is None:
+        return None, "the store has no seal (not closed cleanly after a verification)"
+    seal = Seal.from_json(body)
+    if seal is None:
+        return None, "the store's seal is unreadable"
+    broken = seal.broken_by(store_path)
+    return (None, broken) if broken else (seal, "")
