@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_store_tuning import CACHE, DATA, Build, build
-from bench_utils import load_note, markdown_table, percentiles_ms
+from bench_utils import load_note, markdown_table, percentiles_ms, process_memory
 from scale_vectors import SCRATCH, cached_real_vectors
 from tqdm import tqdm
 from withsense.config.store import StoreSettings
@@ -118,22 +118,20 @@ def free_port() -> int:
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return process_memory(pid).get("VmRSS", float("nan"))
 
 
 class Server:
     """`withsense serve all` on free ports, in its own process group."""
 
-    def __init__(self, folder: Path, timeout_s: float) -> None:
+    def __init__(self, folder: Path, timeout_s: float, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             cli("serve", "all", "--data-dir", str(folder), "--port", str(self.port),
                 "--worker-port", str(free_port()), "--http-port", "-1"),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            env=env)
         self.log: list[str] = []
         deadline = time.monotonic() + timeout_s
         assert self.proc.stdout is not None

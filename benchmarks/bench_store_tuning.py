@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bench_utils import load_note, markdown_table, percentiles_ms
+from bench_utils import load_note, markdown_table, percentiles_ms, process_memory
 from scale_vectors import SCRATCH, cached_real_vectors, generated_set
 from tqdm import tqdm
 from withsense.config.store import StoreSettings
@@ -142,12 +142,7 @@ def ground_truth(n: int, count: int, exclude_minor: bool) -> tuple[np.ndarray, f
 
 def rss() -> dict[str, float]:
     """This process's resident memory in MB (anonymous, file-backed, peak)."""
-    fields = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields
+    return process_memory()
 
 
 def measure(build: Build, n: int, folder: Path, efs: list[int], oversamplings: list[float],

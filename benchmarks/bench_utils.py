@@ -12,6 +12,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,24 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
              "|---|" + "---:|" * (len(headers) - 1)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def process_memory(pid: int | str = "self") -> dict[str, float]:
+    """Resident memory of a process in MB: VmRSS, RssAnon, RssFile, VmHWM (/proc/PID/status),
+    and Pss_Anon, Pss_File (/proc/PID/smaps_rollup, where readable). File-backed pages are
+    page cache the kernel may drop, yet they count in RSS and in a container's memory limit."""
+    fields: dict[str, float] = {}
+    for name, keys in (("status", ("VmRSS", "RssAnon", "RssFile", "VmHWM")),
+                       ("smaps_rollup", ("Pss_Anon", "Pss_File"))):
+        try:
+            text = Path(f"/proc/{pid}/{name}").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key in keys:
+                fields[key] = int(value.split()[0]) / 1024
+    return fields
 
 
 def load_note() -> str:

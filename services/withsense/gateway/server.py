@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,20 @@ class GatewayServer:
         self.engine.store.close()
 
 
+def _require_intact(store: CataloguedStore) -> None:
+    """Never serve a store that lost or changed photos (closed, and StoreDamaged, if so)."""
+    started = time.perf_counter()
+    try:
+        report = store.require_intact()
+    except BaseException:
+        store.close()
+        raise
+    how = (f"sealed: counts and {report.sampled} sampled points" if report.mode == "sealed"
+           else f"full: every point, because {report.full_because}")
+    log.info("store verified against its catalogue in %.1f s (%d images; %s)",
+             time.perf_counter() - started, report.images, how)
+
+
 async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
                         store: VectorStore | None = None) -> GatewayServer:
     """Opens the store (a clear error if unusable), connects the worker, then serves."""
@@ -89,11 +104,7 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     store = store or open_store(qdrant_url=settings.qdrant_url, data_dir=settings.data_dir, dim=dim,
                                 collection=settings.qdrant_collection, api_key=settings.qdrant_api_key)
     if isinstance(store, CataloguedStore):
-        try:
-            store.require_intact()  # never serve a store that lost or changed photos
-        except BaseException:
-            store.close()
-            raise
+        _require_intact(store)
     worker = WorkerClient(settings.worker_address, settings.worker_timeout_s,
                           load_token(settings.worker_token, settings.worker_token_file))
     engine = SearchEngine(settings, store, worker, gate, open_thumbnail_store(settings.data_dir))
