@@ -17,7 +17,7 @@ Then, in separate processes, the shares: the models alone (the worker's `load_ru
 store alone (`open_catalogued` and its sealed check, no models).
 
     .venv/bin/python benchmarks/bench_startup.py --data-dir /work/scratch/scale/store-1000000-... \
-        [--old-tree /tmp/old/services] [--searches 200] [--json]
+        [--old-tree /tmp/old/services] [--ways old,full,sealed] [--searches 200] [--json]
 
 The store's files change on every open: run it on a copy when the store is shared.
 """
@@ -107,7 +107,7 @@ def alone(code: str, *argv: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def render(results: list[dict], shares: dict, args: argparse.Namespace) -> str:
+def render(results: list[dict], shares: dict) -> str:
     rows = []
     for r in results:
         i, lo, s = r["idle"], r["loaded"], r["search"]
@@ -139,17 +139,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, required=True, help="a prefilled, catalogued data folder")
     ap.add_argument("--old-tree", type=Path, help="services/ of the tree before the seal (baseline)")
+    ap.add_argument("--ways", default="old,full,sealed",
+                    help="which start-ups, in this order (old only with --old-tree; sealed needs "
+                    "a store sealed by an earlier clean stop)")
     ap.add_argument("--searches", type=int, default=200, help="single-client searches per server")
     ap.add_argument("--startup-timeout", type=float, default=3600.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     queries, _ = caption_queries()
-    ways: list[tuple[str, dict[str, str]]] = []
+    wanted = {w.strip() for w in args.ways.split(",")}
     base = {k: v for k, v in os.environ.items() if k != "WITHSENSE_STORE_VERIFY_FULL"}
-    if args.old_tree:
-        ways.append(("old: full, vectors stay mapped", {**base, "PYTHONPATH": str(args.old_tree)}))
-    ways.append(("full, then the engine reopened", {**base, "WITHSENSE_STORE_VERIFY_FULL": "true"}))
-    ways.append(("sealed: counts and a sample", base))
+    ways = [(name, env) for key, name, env in (
+        ("old", "old: full, vectors stay mapped", {**base, "PYTHONPATH": str(args.old_tree)}),
+        ("full", "full, then the engine reopened", {**base, "WITHSENSE_STORE_VERIFY_FULL": "true"}),
+        ("sealed", "sealed: counts and a sample", base),
+    ) if key in wanted and (key != "old" or args.old_tree)]
     results = []
     with tqdm(total=len(ways) + 2, desc="bench_startup", disable=args.json) as bar:
         for name, env in ways:
@@ -167,7 +171,7 @@ def main() -> None:
         return
     print(f"\nbench_startup: {args.data_dir}; {args.searches} single-client searches per server "
           f"(top_k {TOP_K}, region {REGION}); {time.strftime('%Y-%m-%d %H:%M')}\n")
-    print(render(results, shares, args))
+    print(render(results, shares))
 
 
 if __name__ == "__main__":
