@@ -10,11 +10,13 @@ or other than what was written, which is what Qdrant Edge alone does.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from withsense.config.store import StoreSettings
 from withsense.store import ImageRecord, StoreDamaged, StoreError, open_store, point_id_for
 from withsense.store.catalogue import CATALOGUE_FILE
 from withsense.store.verified import open_catalogued
@@ -74,10 +76,10 @@ def _damage(path: Path, how: str) -> None:
     path.write_bytes(bytes(data))
 
 
-def _outcome(data: Path, truth: dict, minors: set[str]) -> str:
+def _outcome(data: Path, truth: dict, minors: set[str], settings: StoreSettings | None = None) -> str:
     """'refused', 'whole', or what was served wrong."""
     try:
-        store = open_catalogued(data, DIM)
+        store = open_catalogued(data, DIM, settings)
     except StoreError:
         return "refused"
     try:
@@ -112,6 +114,35 @@ def test_every_damaged_file_is_refused_or_harmless(written, tmp_path, how):
         outcome = _outcome(case, truth, minors)
         if outcome not in ("refused", "whole"):
             wrong[str(original.relative_to(source))] = outcome
+        subprocess.run(["rm", "-rf", str(case)], check=True)
+    assert not wrong, wrong
+
+
+def _sealed_copy(source: Path, case: Path) -> None:
+    """A copy of `source`, verified and closed cleanly (sealed with the copy's own files)."""
+    subprocess.run(["cp", "-r", "--sparse=always", str(source), str(case)], check=True)
+    store = open_catalogued(case, DIM)
+    store.require_intact()
+    store.close()
+
+
+def test_every_file_flipped_in_place_after_a_seal_is_refused_or_harmless(written, tmp_path):
+    """The same sweep on a sealed store, each file changed in place with its mtime put back and
+    no sample drawn: only the seal stands between the damage and the gateway."""
+    source, truth, minors = written
+    template = tmp_path / "template"
+    _sealed_copy(source, template)  # a clean open and close settle which files exist
+    wrong = {}
+    for original in _store_files(template):
+        case = tmp_path / f"case-{len(wrong)}-{original.name}"
+        _sealed_copy(template, case)
+        target = case / original.relative_to(template)
+        before = target.stat()
+        _damage(target, "flip")
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+        outcome = _outcome(case, truth, minors, StoreSettings(store_verify_sample=0))
+        if outcome not in ("refused", "whole"):
+            wrong[str(original.relative_to(template))] = outcome
         subprocess.run(["rm", "-rf", str(case)], check=True)
     assert not wrong, wrong
 
