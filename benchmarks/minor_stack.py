@@ -1,4 +1,4 @@
-"""Stacking the tower's minor detector with the person/age cues (``withsense.model.person_cues``).
+"""Stacking the tower's minor detector with the person/age cues (``sight_cues``).
 
 Level 1 is the shipped logistic regression on the tower features; level 2 a small model on
 ``[level-1 logit, cue design]``. Within each fit the level-1 logits that train level 2 are
@@ -18,7 +18,7 @@ LOG_FLOOR = 1e-4
 
 
 def cue_design(features: np.ndarray, columns: list[str]) -> np.ndarray:
-    """Model inputs from ``person_cues.cue_vector`` rows: counts as log1p, probabilities as they
+    """Model inputs from ``sight_cues.cue_vector`` rows: counts as log1p, probabilities as they
     are, ratios, sizes and ages as logs; a missing value (the photo does not show that part) as
     0 plus a 0/1 indicator column (fixed columns), so a linear model learns its own value for "not seen"."""
     x = np.asarray(features, dtype=np.float64)

@@ -2,7 +2,7 @@
 body-landmark model and their decoding (SSD anchors, boxes, keypoints, non-maximum suppression).
 
 The ``.tflite`` files come from the ``mediapipe`` wheel on PyPI (Apache-2.0; see
-``withsense.model.sight_weights``) and run under ``ai-edge-litert`` (the LiteRT interpreter);
+``sight_weights``) and run under ``ai-edge-litert`` (the LiteRT interpreter);
 mediapipe itself is not installed (its protobuf<5 pin does not fit ours). The anchor and decoder
 settings are those of mediapipe's own graphs (``pose_detection_cpu.pbtxt``,
 ``face_detection_full_range.pbtxt``, ``pose_landmark_by_roi_cpu.pbtxt``).
@@ -90,17 +90,24 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray, s
     to_image = np.array([left, top], dtype=np.float32)
     boxes = (boxes * spec.size - np.tile(to_image, 2)) / scale
     points = (points * spec.size - to_image) / scale
-    order = _nms(boxes, scores[keep], spec.iou)
-    return [Detection(boxes[i], points[i], float(scores[keep][i])) for i in order]
+    return weighted_nms([Detection(b, p, float(q)) for b, p, q in
+                         zip(boxes, points, scores[keep], strict=True)], spec.iou)
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
-    order = list(np.argsort(-scores))
-    kept: list[int] = []
+def weighted_nms(found: list[Detection], iou: float) -> list[Detection]:
+    """mediapipe's weighted non-maximum suppression: each kept detection (best score first) is
+    the score-weighted mean of the boxes and keypoints that overlap it, which steadies them."""
+    order = sorted(found, key=lambda d: -d.score)
+    kept: list[Detection] = []
     while order:
-        best = order.pop(0)
-        kept.append(int(best))
-        order = [i for i in order if _iou(boxes[best], boxes[i]) < iou]
+        best = order[0]
+        group = [d for d in order if _iou(best.box, d.box) >= iou]
+        order = [d for d in order if _iou(best.box, d.box) < iou]
+        weights = np.array([d.score for d in group])[:, None]
+        kept.append(Detection(
+            (np.stack([d.box for d in group]) * weights).sum(0) / weights.sum(),
+            (np.stack([d.keypoints for d in group]) * weights[:, :, None]).sum(0) / weights.sum(),
+            best.score))
     return kept
 
 
@@ -135,10 +142,28 @@ class SsdDetector:
     def __init__(self, path: Path, spec: SsdSpec, threads: int = 1):
         self.net, self.spec, self.anchors = TfliteNet(path, threads), spec, ssd_anchors(spec)
 
-    def __call__(self, image: Image.Image) -> list[Detection]:
+    def __call__(self, image: Image.Image, tiles: bool = False) -> list[Detection]:
+        """Detections on the whole photo; with ``tiles`` also on 2 x 2 overlapping tiles (each
+        60% of the photo's sides, so small people and faces get more pixels), merged by NMS."""
+        found = self._detect(image, 0.0, 0.0)
+        if tiles:
+            for box in tile_boxes(image.width, image.height):
+                found += self._detect(image.crop(box), float(box[0]), float(box[1]))
+        return weighted_nms(found, self.spec.iou) if tiles else found
+
+    def _detect(self, image: Image.Image, dx: float, dy: float) -> list[Detection]:
         pixels, scale, left, top = letterbox(image, self.spec.size)
         raw_boxes, raw_scores = self.net(pixels)[:2]
-        return decode(raw_boxes, raw_scores, self.anchors, self.spec, scale, left, top)
+        shift = np.array([dx, dy], dtype=np.float32)
+        return [Detection(d.box + np.tile(shift, 2), d.keypoints + shift, d.score)
+                for d in decode(raw_boxes, raw_scores, self.anchors, self.spec, scale, left, top)]
+
+
+def tile_boxes(width: int, height: int, share: float = 0.6) -> list[tuple[int, int, int, int]]:
+    """2 x 2 overlapping tiles (left, top, right, bottom), each ``share`` of the sides."""
+    tile_w, tile_h = round(width * share), round(height * share)
+    return [(left, top, left + tile_w, top + tile_h)
+            for top in (0, height - tile_h) for left in (0, width - tile_w)]
 
 
 @dataclass
