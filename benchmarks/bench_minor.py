@@ -11,7 +11,7 @@ tower features for the search vector).
 
     PYTHONPATH=services:trainer python benchmarks/bench_minor.py \
         --data /work/shared/data/withsense --cache /work/cache \
-        [--fmaps DIR] [--faces faces.npz] [--sight sight.npz ...]
+        [--fmaps DIR] [--faces faces.npz] [--sight sight.npz ...] [--crops crops.npz]
         [--tiles --tile-cache DIR] [--zero-shot] [--lite0]
         [--acts DIR --ft-repeats 3 --ft-epochs 5] [--routes "part,part"] [--repeats 3] [--json]
 
@@ -26,9 +26,10 @@ two tower passes per photo), ``--ft-repeats`` CV seeds, beside the frozen route 
 ``--fmaps``: centre-crop feature maps [1280, 9, 9] per photo (``--write-fmaps`` makes them) for
 the spatial-max route. ``--sight``: tables of ``benchmarks/minor_sight.py`` (person/age cues from
 BlazePose, BlazeFace and an age model; the project's venv with the ``sight`` extra), one set of
-routes each. ``--faces``: the output of ``benchmarks/minor_faces.py`` (a separate venv:
-its packages do not fit the project's pins) for the face routes. Routes whose input is missing
-are skipped.
+routes each; ``--crops``: the tower's features of each photo's person and face crops
+(``benchmarks/minor_sight_crops.py``). ``--faces``: the output of ``benchmarks/minor_faces.py``
+(a separate venv: its packages do not fit the project's pins) for the face routes. Routes whose
+input is missing are skipped.
 """
 
 from __future__ import annotations
@@ -174,6 +175,45 @@ def sight_routes(x_flip, sight_x, negatives, c: float, sight_ms: float):
     ]
 
 
+def crop_routes(path: Path, photos: list[str], x_flip, c: float, sight: Path | None):
+    """(name, x, fitter, extra ms) of the person-crop routes (``minor_sight_crops.py``): the
+    tower's features of the photo beside the mean over its person (face) crops; a photo without
+    one has the photo itself as its crop. With a cue table, also stacked with its age cues."""
+    from minor_stack import cue_design, stacked_fitter
+    from sight_cues import cue_columns
+
+    table = np.load(path)
+    index = {name: i for i, name in enumerate(table["names"].tolist())}
+    order = [index[p] for p in photos]
+    ms = float(table["ms_per_photo"])
+
+    def mean_or_photo(crops: np.ndarray) -> np.ndarray:
+        seen = np.isfinite(crops[:, :, 0])
+        total = np.where(seen[:, :, None], crops, 0.0).sum(1)
+        count = seen.sum(1)[:, None]
+        return np.where(count > 0, total / np.maximum(count, 1), x_flip).astype(np.float32)
+
+    persons, faces = (mean_or_photo(table[k][order]) for k in ("persons", "faces"))
+    both = np.concatenate([x_flip, persons, faces], 1)
+    routes = [
+        ("person crops: LR on [photo, mean over person crops]", np.concatenate([x_flip, persons], 1),
+         logistic_fitter(c), ms),
+        ("person crops: LR on [photo, mean over face crops]", np.concatenate([x_flip, faces], 1),
+         logistic_fitter(c), ms),
+        ("person crops: LR on [photo, mean over person crops, mean over face crops]", both,
+         logistic_fitter(c), ms),
+    ]
+    if sight is not None:
+        sight_x, _, sight_ms = photo_table(sight, photos)
+        ages = [k for k, name in enumerate(cue_columns()) if name in AGE_CUES]
+        design = cue_design(sight_x[:, ages], [cue_columns()[k] for k in ages])
+        routes.append((f"person crops + age cues [{sight.stem}]: stack of the crops' LR logit and "
+                       "the age cues, LR C=0.1", np.concatenate([both, design], 1),
+                       stacked_fitter(logistic_fitter(c), logistic_fitter(0.1), both.shape[1]),
+                       ms + sight_ms))
+    return routes
+
+
 def _logit(p):
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
@@ -284,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fmaps", type=Path)
     parser.add_argument("--write-fmaps", action="store_true")
     parser.add_argument("--faces", type=Path)
+    parser.add_argument("--crops", type=Path,
+                        help="tower features of person/face crops (benchmarks/minor_sight_crops.py)")
     parser.add_argument("--sight", type=Path, nargs="+",
                         help="person/age cue tables (benchmarks/minor_sight.py), one route set each")
     parser.add_argument("--tiles", action="store_true", help="the tile routes")
@@ -414,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
         x_spatial = np.concatenate([x_flip, np.sqrt(np.maximum(spatial_max, 0))], 1)
         route(f"LR C={shipped.c}, + spatial max of the feature map", x_spatial,
               logistic_fitter(shipped.c), shipped.ambiguous, 0.0)
+    if args.crops:
+        for name, x, fitter, extra in crop_routes(args.crops, photos, x_flip, shipped.c,
+                                                 args.sight[-1] if args.sight else None):
+            route(name, x, fitter, shipped.ambiguous, extra)
     for table_path in args.sight or []:
         sight_x, _, sight_ms = photo_table(table_path, photos)
         for name, x, fitter, extra in sight_routes(x_flip, sight_x, negatives, shipped.c,

@@ -154,3 +154,17 @@ def test_real_networks_find_no_person_in_a_blank_photo_and_name_missing_files(tm
     assert vector[:3].tolist() == [0.0, 0.0, 0.0]
     with pytest.raises(FileNotFoundError, match="pose_detection.tflite"):
         PersonCueNets(tmp_path)
+
+
+def test_person_and_face_crops_are_squares_around_the_detections() -> None:
+    from minor_sight_crops import CROPS, crops
+
+    image = Image.new("RGB", (200, 100), "white")
+    person = Detection(np.zeros(4, np.float32), np.array([[50, 50], [50, 20], [0, 0], [0, 0]],
+                                                         np.float32), 0.9)
+    face = Detection(np.array([10, 10, 30, 40], np.float32), np.zeros((6, 2), np.float32), 0.9)
+    people, heads = crops(image, [person] * (CROPS + 1), [face])
+    assert len(people) == CROPS and [p.size for p in people] == [(60, 60)] * CROPS
+    assert len(heads) == 1 and heads[0].size == (54, 54)
+    corner = np.asarray(heads[0])[0, 0]  # the face square reaches past the photo's top-left
+    assert corner.tolist() == [0, 0, 0]
