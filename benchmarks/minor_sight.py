@@ -65,7 +65,8 @@ def collect(paths: list[Path], parts: Path, out: str) -> None:
 def cost(folder: str, weights: str, cache: str, photos: int = 16, repeats: int = 3) -> None:
     """ms per photo, one thread, interleaved and repeated (medians), wall and CPU: the shipped
     route's two tower views on the serving backend (paid for the search vector anyway; decode
-    and preprocessing included) beside the person/age cues on the whole photo and with tiles."""
+    and preprocessing included) beside the person/age cues on the whole photo and with tiles,
+    and the person crops."""
     import os
 
     import torch
@@ -84,6 +85,8 @@ def cost(folder: str, weights: str, cache: str, photos: int = 16, repeats: int =
     steps = {"shipped: 2 tower views (centre + mirror)": lambda image: pixel_features(
         serving, serving.preprocess([image]), "flip")}
     steps.update({name: net.photo_cues for name, net in nets.items()})
+    steps["person crops: detectors on photo + tiles, up to 2 + 2 crops through the tower"] = \
+        person_crops_step(serving, Path(weights))
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
     for step in steps.values():  # warm-up
         with Image.open(paths[0]) as image:
@@ -102,6 +105,21 @@ def cost(folder: str, weights: str, cache: str, photos: int = 16, repeats: int =
     for name, values in runs.items():
         print(f"| {name} | {np.median([w for w, _ in values]):.0f} | "
               f"{np.median([c for _, c in values]):.0f} |")
+
+
+def person_crops_step(serving, weights: Path):
+    """One photo of ``minor_sight_crops.py``: find people and faces, embed their crops."""
+    from minor_sight_crops import crops
+    from sight_nets import FACE_DETECTOR, POSE_DETECTOR, SsdDetector
+
+    persons = SsdDetector(weights / "pose_detection.tflite", POSE_DETECTOR)
+    faces = SsdDetector(weights / "face_detection_full_range_sparse.tflite", FACE_DETECTOR)
+
+    def step(image):
+        people, heads = crops(image, persons(image, tiles=True), faces(image, tiles=True))
+        if people or heads:
+            serving.features_from_pixels(serving.preprocess(people + heads))
+    return step
 
 
 if __name__ == "__main__":
