@@ -175,10 +175,11 @@ def sight_routes(x_flip, sight_x, negatives, c: float, sight_ms: float):
     ]
 
 
-def crop_routes(path: Path, photos: list[str], x_flip, c: float, sight: Path | None):
+def crop_routes(path: Path, photos: list[str], x_flip, negatives, c: float, sight: Path | None):
     """(name, x, fitter, extra ms) of the person-crop routes (``minor_sight_crops.py``): the
     tower's features of the photo beside the mean over its person (face) crops; a photo without
-    one has the photo itself as its crop. With a cue table, also stacked with its age cues."""
+    one (the background negatives too) has the photo itself as its crop. With a cue table, also
+    stacked with its age cues."""
     from minor_stack import cue_design, stacked_fitter
     from sight_cues import cue_columns
 
@@ -198,6 +199,9 @@ def crop_routes(path: Path, photos: list[str], x_flip, c: float, sight: Path | N
     routes = [
         ("person crops: LR on [photo, mean over person crops]", np.concatenate([x_flip, persons], 1),
          logistic_fitter(c), ms),
+        (f"person crops: LR on [photo, mean over person crops], + {len(negatives)} background "
+         "negatives", np.concatenate([x_flip, persons], 1),
+         with_negatives(logistic_fitter(c), np.concatenate([negatives, negatives], 1)), ms),
         ("person crops: LR on [photo, mean over face crops]", np.concatenate([x_flip, faces], 1),
          logistic_fitter(c), ms),
         ("person crops: LR on [photo, mean over person crops, mean over face crops]", both,
@@ -457,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         route(f"LR C={shipped.c}, + spatial max of the feature map", x_spatial,
               logistic_fitter(shipped.c), shipped.ambiguous, 0.0)
     if args.crops:
-        for name, x, fitter, extra in crop_routes(args.crops, photos, x_flip, shipped.c,
+        for name, x, fitter, extra in crop_routes(args.crops, photos, x_flip, negatives, shipped.c,
                                                  args.sight[-1] if args.sight else None):
             route(name, x, fitter, shipped.ambiguous, extra)
     for table_path in args.sight or []:
