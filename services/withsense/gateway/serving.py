@@ -2,7 +2,8 @@
 
 Search flow: validate -> region rules -> query policy (lexicon) -> embed the query in the
 worker -> semantic policy -> oversampled candidates from the store (flagged photos filtered in
-the engine when they are to be dropped) -> exact calibrated rescoring in the worker -> withhold
+the engine when they are to be dropped, each with its exact image cosine from the engine) ->
+calibrated rescoring (in the gateway, or the worker's kernel) and fusion -> withhold
 flagged photos in restricted regions -> top k. Every decision is audit-logged with its reason.
 """
 
