@@ -4,11 +4,11 @@ Stacks of real processes (a worker and a gateway each, ``search_servers``) serve
 gallery (``search_gallery``: N photos with image vectors, description vectors and keywords that
 look like ours). In one run, for each gallery size:
 
-* ``main``: the baseline, main's checkout (``--baseline-src``), as deployed today;
-* ``onnx text, Score call``: this checkout, the ONNX Runtime text path, candidates scored by the
-  worker's Score call (two worker calls a search, as today);
-* ``onnx text, scored here``: this checkout's default: ONNX text path, candidates scored in the
-  gateway (one worker call a search).
+* ``main (baseline)``: main's checkout (``--baseline-src``), as deployed today;
+* ``this checkout``: this checkout's defaults.
+
+(The variants of earlier runs, the ONNX text path and scoring in the gateway, are main's
+defaults now: docs/benchmarks.md keeps their tables.)
 
 One client sends searches (region DE: lexicon and semantic checks run; top 10; the query cache
 off in every stack so each search embeds its query) to the stacks in turn, query by query, the
@@ -49,8 +49,7 @@ COMMON = {"WITHSENSE_QUERY_CACHE_SIZE": "0", "WITHSENSE_RESTRICTED_REGIONS": "*"
           "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 VARIANTS = {
     "main (baseline)": ("baseline", {}),
-    "onnx text, Score call": ("this", {"WITHSENSE_SCORE_IN": "worker"}),
-    "onnx text, scored in gateway": ("this", {"WITHSENSE_SCORE_IN": "gateway"}),
+    "this checkout": ("this", {}),
 }
 
 
@@ -84,29 +83,40 @@ def latency_rounds(clients: dict[str, SearchClient], queries: list[str],
     return samples
 
 
+def stack_cpu_seconds(stack: Stack) -> float:
+    """CPU time so far of a stack's server processes (worker and gateway together)."""
+    return sum(cpu_seconds(pid) for pid in server_pids(stack))
+
+
 def measure_latency(stacks: dict[str, Stack], queries: list[str], repeats: int, rounds: int) -> list[list]:
+    """Per stack: p50 and p99 wall, and the servers' CPU per search (/proc: steadier than wall
+    on a loaded machine), medians over repeats."""
     clients = {name: SearchClient(stack.target) for name, stack in stacks.items()}
-    per_repeat: dict[str, list[tuple[float, float]]] = {name: [] for name in stacks}
+    per_repeat: dict[str, list[tuple[float, float, float]]] = {name: [] for name in stacks}
     loads = []
     try:
         for client in clients.values():
             for query in queries[:10]:  # warm-up
                 client.search(query, top_k=TOP_K, region=REGION, timeout_s=60)
         for _ in range(repeats):
+            cpu_before = {name: stack_cpu_seconds(stack) for name, stack in stacks.items()}
             samples = latency_rounds(clients, queries, rounds)
             loads.append(os.getloadavg()[0])
             for name, values in samples.items():
                 ms = np.asarray(values) * 1000
-                per_repeat[name].append((float(np.percentile(ms, 50)), float(np.percentile(ms, 99))))
+                cpu_ms = 1000 * (stack_cpu_seconds(stacks[name]) - cpu_before[name]) / len(values)
+                per_repeat[name].append((float(np.percentile(ms, 50)), float(np.percentile(ms, 99)),
+                                         cpu_ms))
     finally:
         for client in clients.values():
             client.close()
-    base = statistics.median(p50 for p50, _ in per_repeat[next(iter(stacks))])
+    base = statistics.median(v[0] for v in per_repeat[next(iter(stacks))])
     rows = []
     for name, values in per_repeat.items():
         p50 = statistics.median(v[0] for v in values)
         p99 = statistics.median(v[1] for v in values)
-        rows.append([name, f"{p50:.1f}", f"{p99:.1f}", f"{base / p50:.2f}x",
+        cpu = statistics.median(v[2] for v in values)
+        rows.append([name, f"{p50:.1f}", f"{p99:.1f}", f"{base / p50:.2f}x", f"{cpu:.1f}",
                      " ".join(f"{v[0]:.1f}" for v in values), f"{statistics.median(loads):.1f}"])
     return rows
 
@@ -300,10 +310,11 @@ def main() -> None:
                         stack.stop()
                 print(f"\nSingle-client search latency, {photos} photos, medians of {args.repeats} "
                       f"repeats x {args.rounds * len(queries)} searches per stack (ms)")
-                print(markdown_table(["stack", "p50", "p99", "speed-up (p50)", "p50 of each repeat",
+                print(markdown_table(["stack", "p50", "p99", "speed-up (p50)",
+                                      "CPU ms / search (servers)", "p50 of each repeat",
                                       "load avg"], rows), flush=True)
             if args.profile or args.profile_only:
-                for name in ("main (baseline)", "onnx text, scored in gateway"):
+                for name in VARIANTS:
                     rows = profile(name, gallery, work, args, queries)
                     print(f"\nProfile of one search, {photos} photos, {name}: the gateway's stage "
                           f"histogram (wall; main has none), CPU per process from /proc, py-spy's "

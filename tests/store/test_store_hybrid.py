@@ -52,7 +52,8 @@ def hybrid(kind: str, tmp_path: Path) -> VectorStore:
 
 
 def test_round_trip_of_named_and_sparse_vectors(hybrid: VectorStore) -> None:
-    hits = hybrid.hybrid_search(IMAGES[10], query_vector("Nikon"), N, exclude_minor=False)
+    hits = hybrid.hybrid_search(IMAGES[10], query_vector("Nikon"), N, exclude_minor=False,
+                                with_image_vectors=True)
     by_id = {h.image_id: h for h in hits}
     assert len(by_id) == N  # every photo is a candidate of the image list (limit = N)
     assert len(hits) == N  # the union, each photo once
@@ -62,6 +63,25 @@ def test_round_trip_of_named_and_sparse_vectors(hybrid: VectorStore) -> None:
     assert described.keywords == document_vector(TEXTS[10])
     assert bare.descriptions is None and bare.keywords is None
     np.testing.assert_allclose(bare.vector, IMAGES[11], atol=1e-6)
+
+
+@pytest.mark.parametrize("with_image_vectors", [False, True])
+def test_hits_carry_the_engines_exact_image_cosine(hybrid: VectorStore, with_image_vectors: bool) -> None:
+    """Each candidate's cosine, scored by the engine over the candidates alone, is the cosine
+    of its original image vector; the image vector itself leaves the engine only when asked."""
+    query = unit(IMAGES[4] + 0.3 * rng.standard_normal(DIM))
+    hits = hybrid.hybrid_search(query, query_vector("red boat harbour"), 8, exclude_minor=True,
+                                with_image_vectors=with_image_vectors)
+    assert len(hits) > 8  # the union of three lists
+    index = {IDS[i]: i for i in range(N)}
+    for hit in hits:
+        assert hit.cosine == pytest.approx(float(IMAGES[index[hit.image_id]] @ query), abs=1e-6)
+        assert (hit.vector is not None) == with_image_vectors
+        if index[hit.image_id] in DESCRIPTIONS:
+            np.testing.assert_allclose(hit.descriptions, DESCRIPTIONS[index[hit.image_id]], atol=1e-6)
+            assert hit.keywords == document_vector(TEXTS[index[hit.image_id]])
+        else:
+            assert hit.descriptions is None and hit.keywords is None
 
 
 def test_undescribed_photo_is_found_by_its_pixels(hybrid: VectorStore) -> None:

@@ -80,6 +80,9 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--data-dir", type=Path, help="store folder (WITHSENSE_DATA_DIR)")
     serve.add_argument("--model-dir", type=Path, help="model artifact (WITHSENSE_MODEL_DIR)")
     serve.add_argument("--worker-address", help="gateway -> worker HOST:PORT")
+    serve.add_argument("--worker-over-grpc", action="store_true",
+                       help="with 'all': the gateway calls the worker over loopback gRPC, as "
+                       "separate processes do (default: in process, one hop less a search)")
     serve.set_defaults(func=_lazy("withsense.cli.serve:cmd_serve"))
 
 

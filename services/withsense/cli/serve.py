@@ -38,6 +38,7 @@ async def _serve_all(args, model) -> None:
 
     stack = await start_stack(data_dir=model.data_dir, model_dir=model.model_dir,
                               gateway_port=args.port or 50051, worker_port=args.worker_port or 0,
+                              worker_over_grpc=args.worker_over_grpc,
                               **_drop_none(host=args.host, http_port=args.http_port))
     console.print(f"serving: gateway on {stack.target}, web page on {stack.gateway.http_url or 'off'}/; "
                   "Ctrl-C stops")

@@ -25,7 +25,11 @@ class Stack:
 
 async def start_stack(*, data_dir: Path, gateway_port: int = 0, worker_port: int = 0,
                       model_dir: Path | None = None, host: str = "127.0.0.1",
-                      **gateway_overrides) -> Stack:
+                      worker_over_grpc: bool = False, **gateway_overrides) -> Stack:
+    """The worker, then the gateway. The gateway calls the worker in process
+    (``InProcessWorkerClient``: no loopback gRPC hop a search) unless ``worker_over_grpc``;
+    the worker serves gRPC on ``worker_port`` either way."""
+    from withsense.worker.in_process import InProcessWorkerClient
     from withsense.worker.server import start_worker
 
     worker = await start_worker(
@@ -33,10 +37,13 @@ async def start_stack(*, data_dir: Path, gateway_port: int = 0, worker_port: int
         ModelSettings(model_dir=model_dir, data_dir=data_dir),
     )
     try:
-        gateway = await start_gateway(GatewaySettings(
+        settings = GatewaySettings(
             host=host, port=gateway_port, data_dir=data_dir,
             worker_address=f"127.0.0.1:{worker.port}", **gateway_overrides,
-        ), dim=worker.dim)
+        )
+        client = None if worker_over_grpc else InProcessWorkerClient(worker.serving,
+                                                                      settings.worker_timeout_s)
+        gateway = await start_gateway(settings, dim=worker.dim, worker=client)
     except BaseException:
         await worker.stop(0)
         raise

@@ -7,6 +7,11 @@ the rule: with a GPU in the gateway's process the Triton kernel scores; without 
 twin of the torch reference does (the gateway image has no torch), the very numbers the worker's
 CPU path gives. When the worker scores on a GPU and the gateway has none, ``auto`` leaves the
 scoring to the worker, so the Triton kernel scores wherever a GPU is present.
+
+Without a GPU the gateway does not even need the vectors: the store's engine scores the
+candidates' exact cosines (``StoreHit.cosine``) and the numpy path applies the kernel's last
+step, ``sigmoid(t * cos + b)``, to them; shipping ~100 image vectors out of the engine as Python
+lists cost ~2 ms of a search's CPU.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from withsense.kernels.numpy_reference import cosine_sigmoid_numpy
+from withsense.kernels.numpy_reference import cosine_sigmoid_numpy, sigmoid_of_cosines
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,15 @@ class LocalScorer:
                                    torch.from_numpy(offsets).cuda(), self.scale, self.bias)
             return probs.cpu().numpy()
         return cosine_sigmoid_numpy(query[None, :], candidates, offsets, self.scale, self.bias)
+
+    @property
+    def needs_vectors(self) -> bool:
+        """Whether it scores vectors (the Triton kernel) rather than the store's cosines."""
+        return self.backend == "triton"
+
+    def of_cosines(self, cosines: np.ndarray) -> np.ndarray:
+        """p of each candidate from its cosine to the query (the numpy path)."""
+        return sigmoid_of_cosines(cosines, self.scale, self.bias)
 
 
 def local_scorer(place: str, *, scale: float, bias: float, model_version: str,

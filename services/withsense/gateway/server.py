@@ -94,8 +94,11 @@ def _require_intact(store: CataloguedStore) -> None:
 
 
 async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
-                        store: VectorStore | None = None) -> GatewayServer:
-    """Opens the store (a clear error if unusable), connects the worker, then serves."""
+                        store: VectorStore | None = None,
+                        worker: WorkerClient | None = None) -> GatewayServer:
+    """Opens the store (a clear error if unusable), connects the worker, then serves.
+    ``worker``: a client of a worker in this process (``serve all``), else gRPC to
+    ``settings.worker_address``."""
     configure_query_salt()
     gate = ComplianceGate(settings.restricted_regions, settings.semantic_threshold,
                           settings.multilingual_semantic_threshold)
@@ -105,8 +108,8 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
                                 collection=settings.qdrant_collection, api_key=settings.qdrant_api_key)
     if isinstance(store, CataloguedStore):
         _require_intact(store)
-    worker = WorkerClient(settings.worker_address, settings.worker_timeout_s,
-                          load_token(settings.worker_token, settings.worker_token_file))
+    worker = worker or WorkerClient(settings.worker_address, settings.worker_timeout_s,
+                                    load_token(settings.worker_token, settings.worker_token_file))
     engine = SearchEngine(settings, store, worker, gate, open_thumbnail_store(settings.data_dir))
     auth = ApiKeyInterceptor(keys) if keys.required else None
     interceptors = [DecodeErrorInterceptor(), *([auth] if auth else [])]
@@ -139,7 +142,7 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     log.info("gateway serving on %s:%d, HTTP %s (store %s, worker %s, keys %s)", settings.host, port,
-             gateway.http.port if gateway.http else "off", store.backend, settings.worker_address,
+             gateway.http.port if gateway.http else "off", store.backend, worker.address,
              "required" if keys.required else "not required")
     return gateway
 

@@ -2,7 +2,8 @@
 
 Search flow: validate -> region rules -> query policy (lexicon) -> embed the query in the
 worker -> semantic policy -> oversampled candidates from the store (flagged photos filtered in
-the engine when they are to be dropped) -> exact calibrated rescoring in the worker -> withhold
+the engine when they are to be dropped, each with its exact image cosine from the engine) ->
+calibrated rescoring (in the gateway, or the worker's kernel) and fusion -> withhold
 flagged photos in restricted regions -> top k. Every decision is audit-logged with its reason.
 """
 
@@ -270,6 +271,7 @@ class SearchEngine:
             self.store.hybrid_search, query, words_vector(words) or None,
             params.top_k * self.settings.oversample,
             exclude_minor=drop_flagged, filters=params.filters or None,
+            with_image_vectors=self._local_scorer() is None,
         )
         stage.done("store")
         # The fusion model learnt from English queries against English descriptions; a query on
@@ -302,15 +304,20 @@ class SearchEngine:
                        region: RegionDecision, fusion: FusionModel | None,
                        stage: _StageClock | None = None) -> list[Hit]:
         stage = stage or _StageClock()
-        # A candidate without a vector cannot be scored: leave it out here, so that the
-        # probabilities are paired with the very candidates that were scored.
-        candidates = [c for c in candidates if c.vector is not None]
+        scorer = self._local_scorer()
+        # A candidate without a cosine (or vector) cannot be scored: leave it out here, so that
+        # the probabilities are paired with the very candidates that were scored.
+        if scorer is not None:
+            candidates = [c for c in candidates if c.cosine is not None]
+            pixels = scorer.of_cosines(np.asarray([c.cosine for c in candidates], dtype=np.float32))
+        else:
+            candidates = [c for c in candidates if c.vector is not None]
+            pixels = await self._pixel_probabilities(query, candidates)
         if not candidates:
             return []
-        vectors = np.stack([c.vector for c in candidates])
-        pixels = await self._pixel_probabilities(query, vectors)
         stage.done("score")
-        probabilities, evidence = fuse(fusion, words, query, candidates, pixels)
+        fused = fuse(fusion, words, query, candidates, pixels)
+        probabilities = fused.probabilities
         order = np.argsort(-probabilities, kind="stable")
         hits: list[Hit] = []
         for index in order:
@@ -319,13 +326,24 @@ class SearchEngine:
             # as min_score keeps that hit (a float64 p can sit just below its float32 rounding).
             if np.float32(probability) < np.float32(params.min_score) or len(hits) == params.top_k:
                 break
-            hits.append(self._hit(candidate, probability, evidence[index], region))
+            hits.append(self._hit(candidate, probability, fused.evidence(int(index)), region))
         stage.done("fuse")
         return hits
 
-    async def _pixel_probabilities(self, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-        """p(match) of each candidate from its image vector: scored here when the gateway
-        holds the model's t and b for the model that embedded the query, else by the worker."""
+    def _local_scorer(self) -> LocalScorer | None:
+        """The gateway's scorer of the store's cosines, when it scores this search: it holds t
+        and b of the model that embedded the query and needs no vectors (no GPU here)."""
+        scorer = self.scorer
+        if scorer is None or scorer.needs_vectors or scorer.model_version != self.model_version:
+            return None
+        return scorer
+
+    async def _pixel_probabilities(self, query: np.ndarray, candidates: list[StoreHit]) -> np.ndarray:
+        """p(match) of each candidate from its image vector: by the Triton kernel when the
+        gateway has a GPU and the model's t and b, else by the worker's Score call."""
+        if not candidates:
+            return np.zeros(0, dtype=np.float32)
+        vectors = np.stack([c.vector for c in candidates])
         scorer = self.scorer
         if scorer is not None and scorer.model_version == self.model_version:
             return scorer(query, vectors)

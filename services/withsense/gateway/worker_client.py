@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -99,6 +100,13 @@ class WorkerClient:
         vectors, version, _ = await self.embed_texts_routed(texts, path, bulk=bulk)
         return vectors, version
 
+    async def _rpc(self, method: str, request: Any, timeout: float) -> Any:
+        """One call of the InferenceService; every failure becomes a GatewayError."""
+        try:
+            return await getattr(self._stub, method)(request, timeout=timeout, metadata=self._metadata)
+        except grpc.aio.AioRpcError as error:
+            raise self._translate(error, method) from None
+
     async def embed_texts_routed(
         self, texts: list[str], path: TextPath | None = None, *, bulk: bool = False,
     ) -> tuple[np.ndarray, str, list[TextPath]]:
@@ -107,10 +115,7 @@ class WorkerClient:
         prepared), given the deadline of EmbedImages."""
         request = pb.EmbedTextRequest(texts=texts, path=PATH_TO_WIRE[path] if path else pb.TEXT_PATH_AUTO)
         timeout = self.timeout_s * BULK_DEADLINE_FACTOR if bulk else self.timeout_s
-        try:
-            reply = await self._stub.EmbedText(request, timeout=timeout, metadata=self._metadata)
-        except grpc.aio.AioRpcError as error:
-            raise self._translate(error, "EmbedText") from None
+        reply = await self._rpc("EmbedText", request, timeout)
         paths = [PATH_FROM_WIRE.get(p) for p in reply.paths]
         if len(paths) != len(texts) or any(p is None for p in paths):
             # A worker that does not say which path it took (older build): only English exists.
@@ -118,13 +123,8 @@ class WorkerClient:
         return _vectors(reply.vectors), reply.model_version, paths  # type: ignore[return-value]
 
     async def embed_images(self, images: list[bytes]) -> EmbeddedImages:
-        try:
-            reply = await self._stub.EmbedImages(
-                pb.EmbedImagesRequest(images=images), timeout=self.timeout_s * BULK_DEADLINE_FACTOR,
-                metadata=self._metadata,
-            )
-        except grpc.aio.AioRpcError as error:
-            raise self._translate(error, "EmbedImages") from None
+        reply = await self._rpc("EmbedImages", pb.EmbedImagesRequest(images=images),
+                                self.timeout_s * BULK_DEADLINE_FACTOR)
         minor = None
         if len(reply.minor_probabilities) == len(images):  # else: no detector, or a short reply
             minor = np.asarray(reply.minor_probabilities, dtype=np.float32)
@@ -134,15 +134,10 @@ class WorkerClient:
         request = pb.ScoreRequest(queries=[pb.ScoreQuery(
             query=_pb_vector(query), candidates=[_pb_vector(c) for c in candidates],
         )])
-        try:
-            reply = await self._stub.Score(request, timeout=self.timeout_s, metadata=self._metadata)
-        except grpc.aio.AioRpcError as error:
-            raise self._translate(error, "Score") from None
+        reply = await self._rpc("Score", request, self.timeout_s)
         return np.asarray(reply.results[0].probabilities, dtype=np.float32)
 
     async def model_info(self) -> pb.GetModelInfoResponse:
-        try:
-            return await self._stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=self.timeout_s,
-                                                 metadata=self._metadata)
-        except grpc.aio.AioRpcError as error:
-            raise self._translate(error, "GetModelInfo") from None
+        reply: pb.GetModelInfoResponse = await self._rpc(
+            "GetModelInfo", pb.GetModelInfoRequest(), self.timeout_s)
+        return reply

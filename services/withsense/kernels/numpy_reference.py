@@ -43,8 +43,14 @@ def cosine_sigmoid_numpy(queries: np.ndarray, candidates: np.ndarray, segment_of
     check_segments(queries.shape, candidates.shape, offsets)
     ids = np.repeat(np.arange(queries.shape[0]), np.diff(offsets))
     cosine = np.einsum("nd,nd->n", _normalise(queries)[ids], _normalise(candidates))
-    logits = np.float32(scale) * cosine + np.float32(bias)
+    return sigmoid_of_cosines(cosine, scale, bias)
+
+
+def sigmoid_of_cosines(cosines: np.ndarray, scale: float, bias: float) -> np.ndarray:
+    """probs[N] float32: ``sigmoid(scale * cos + bias)`` of cosines computed elsewhere (the
+    kernel's last step; the store's engine gives a search's cosines)."""
+    logits = np.float32(scale) * np.asarray(cosines, dtype=np.float32) + np.float32(bias)
     return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
-__all__ = ["EPS", "check_segments", "cosine_sigmoid_numpy"]
+__all__ = ["EPS", "check_segments", "cosine_sigmoid_numpy", "sigmoid_of_cosines"]

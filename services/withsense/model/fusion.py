@@ -87,13 +87,23 @@ def feature_matrix(image_logit: np.ndarray, cosines: Sequence[np.ndarray],
                    keyword: np.ndarray) -> np.ndarray:
     """[N, len(FEATURES)] features of N pairs: image logits, each pair's description cosines
     (an empty array for a photo without descriptions) and keyword coverages."""
-    image_logit = np.asarray(image_logit, dtype=np.float64)
     n = np.asarray([len(c) for c in cosines], dtype=np.float64)
-    described = (n > 0).astype(np.float64)
     best = np.asarray([c.max() if len(c) else 0.0 for c in cosines], dtype=np.float64)
     mean = np.asarray([c.mean() if len(c) else 0.0 for c in cosines], dtype=np.float64)
+    return summary_features(image_logit, best, mean, n, keyword)
+
+
+def summary_features(image_logit: np.ndarray, best: np.ndarray, mean: np.ndarray, n: np.ndarray,
+                     keyword: np.ndarray) -> np.ndarray:
+    """`feature_matrix` from each pair's best and mean description cosine and number of
+    descriptions (best and mean 0 where n is 0): a search's candidates get these from one
+    matrix product rather than from an array per candidate."""
+    image_logit = np.asarray(image_logit, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    described = (n > 0).astype(np.float64)
     keyword = np.asarray(keyword, dtype=np.float64) * described
-    return np.stack([image_logit, described, best, mean, keyword, np.log1p(n)], axis=1)
+    return np.stack([image_logit, described, np.asarray(best, dtype=np.float64),
+                     np.asarray(mean, dtype=np.float64), keyword, np.log1p(n)], axis=1)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -211,4 +221,5 @@ __all__ = [
     "feature_matrix",
     "image_logits",
     "load_fusion",
+    "summary_features",
 ]

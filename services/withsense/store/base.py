@@ -8,6 +8,7 @@ Every failure of a backend surfaces as `StoreError` with a message a person unde
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -74,6 +75,9 @@ class StoreHit:
     vector: np.ndarray | None  # float32 [dim] (as stored: unit length) when asked for
     descriptions: np.ndarray | None = None  # float32 [n, dim] when asked for and stored
     keywords: SparseVector | None = None  # when asked for and stored
+    # The image vector's cosine to the query, computed by the engine on the original vectors
+    # (hybrid_search): what a search scores, without shipping the image vector out.
+    cosine: float | None = None
 
 
 @runtime_checkable
@@ -105,12 +109,16 @@ class VectorStore(Protocol):
         *,
         exclude_minor: bool,
         filters: Mapping[str, str] | None = None,
+        with_image_vectors: bool = False,
     ) -> list[StoreHit]:
         """Candidates from the image vector, the description vectors and the keywords (when
         given), each list `limit` long, merged by reciprocal rank fusion in one query: the
         union of the lists (so a photo without descriptions keeps its place among the image
-        candidates), best fused rank first. Hits carry every stored vector; `score` is the
-        RRF score (a rank measure, not a cosine)."""
+        candidates), best fused rank first. `score` is the RRF score (a rank measure, not a
+        cosine); `cosine` is the exact cosine of the query and the image vector, scored by the
+        engine over the candidates alone. Hits carry their description vectors and keywords,
+        and their image vector only `with_image_vectors` (for a scorer that needs the vectors:
+        the Triton kernel, the worker's Score call)."""
         ...
 
     def delete(self, image_ids: Sequence[str]) -> int: ...
@@ -309,6 +317,43 @@ def hits_from_points(points: Sequence[Any], *, with_vectors: bool, dim: int) -> 
     ]
 
 
+def hybrid_vectors(with_image_vectors: bool) -> list[str]:
+    """The named vectors a hybrid search fetches: those the fusion reads (descriptions,
+    keywords), and the image vector only when the scorer needs it."""
+    names = [DESCRIPTIONS_VECTOR, KEYWORDS_VECTOR]
+    return [VECTOR_NAME, *names] if with_image_vectors else names
+
+
+def hybrid_hits(points: Sequence[Any], cosines: Mapping[str, float], *, with_image_vectors: bool,
+                dim: int) -> list[StoreHit]:
+    """StoreHits of a hybrid search's points (`.id`, `.score`, `.payload`, `.vector` with the
+    descriptions, the keywords and, `with_image_vectors`, the image vector), each with its
+    image cosine from `cosines` (id -> cosine; None for an id the engine did not score).
+
+    Each point's vectors are read once (the engine builds Python lists on every access), and
+    every description row of every hit becomes one float32 array in one pass: per-hit arrays
+    cost ~2 ms a search for ~100 candidates."""
+    stored = [p.vector or {} for p in points]
+    rows = [v.get(DESCRIPTIONS_VECTOR) or () for v in stored]
+    counts = [len(r) for r in rows]
+    flat = np.fromiter(itertools.chain.from_iterable(itertools.chain.from_iterable(rows)),
+                       dtype=np.float32, count=sum(counts) * dim).reshape(-1, dim)
+    starts = itertools.accumulate(counts, initial=0)
+    images: np.ndarray | None = None
+    if with_image_vectors and points:
+        images = np.asarray([v[VECTOR_NAME] for v in stored], dtype=np.float32).reshape(len(points), dim)
+    hits = []
+    for i, (p, vector, start, n) in enumerate(zip(points, stored, starts, counts, strict=False)):
+        image_id = str(p.id)
+        hits.append(StoreHit(
+            image_id=image_id, score=float(p.score), payload=dict(p.payload or {}),
+            vector=None if images is None else images[i],
+            descriptions=flat[start:start + n] if n else None,
+            keywords=_stored_keywords(vector), cosine=cosines.get(image_id),
+        ))
+    return hits
+
+
 def _stored_descriptions(vector: Any, dim: int) -> np.ndarray | None:
     rows = vector.get(DESCRIPTIONS_VECTOR) if isinstance(vector, dict) else None
     return None if not rows else np.asarray(rows, dtype=np.float32).reshape(-1, dim)
@@ -316,9 +361,13 @@ def _stored_descriptions(vector: Any, dim: int) -> np.ndarray | None:
 
 def _stored_keywords(vector: Any) -> SparseVector | None:
     sparse = vector.get(KEYWORDS_VECTOR) if isinstance(vector, dict) else None
-    if sparse is None or not list(sparse.indices):
+    if sparse is None:
         return None
-    return SparseVector(tuple(int(i) for i in sparse.indices), tuple(float(v) for v in sparse.values))
+    indices = sparse.indices  # a new list on each access of an engine's point: read once
+    if not len(indices):
+        return None
+    # Both engines hand out Python ints and floats already: no per-element conversion.
+    return SparseVector(tuple(indices), tuple(sparse.values))
 
 
 def named_vectors(

@@ -39,6 +39,8 @@ from .base import (
     check_uris,
     check_vector,
     hits_from_points,
+    hybrid_hits,
+    hybrid_vectors,
     named_vectors,
     old_schema_message,
     order_ids_by_uri,
@@ -284,6 +286,7 @@ class QdrantClientStore:
         *,
         exclude_minor: bool,
         filters: Mapping[str, str] | None = None,
+        with_image_vectors: bool = False,
     ) -> list[StoreHit]:
         query = check_vector(vector, self.dim, "query")
         sparse = check_keywords(keywords, "query")
@@ -306,9 +309,28 @@ class QdrantClientStore:
                 query_filter=flt,
                 limit=limit * len(sources),  # the union: no candidate list is cut
                 with_payload=True,
-                with_vectors=True,
+                with_vectors=hybrid_vectors(with_image_vectors),
             )
-        return hits_from_points(response.points, with_vectors=True, dim=self.dim)
+            cosines = self._image_cosines(client, query, [p.id for p in response.points])
+        return hybrid_hits(response.points, cosines, with_image_vectors=with_image_vectors,
+                           dim=self.dim)
+
+    def _image_cosines(self, client: QdrantClient, query: list[float], ids: list[Any]) -> dict[str, float]:
+        """id -> exact cosine of the query and the image vector of each of `ids` (an exact
+        search restricted to them, on the original vectors). A point deleted in between is
+        missing: the gateway then leaves that candidate out."""
+        if not ids:
+            return {}
+        exact = None  # local mode always searches exactly and warns about search_params
+        if not self.local:
+            ignore = models.QuantizationSearchParams(ignore=True) if self.settings.quantized else None
+            exact = models.SearchParams(exact=True, quantization=ignore)
+        response = client.query_points(
+            self.collection, query=query, using=VECTOR_NAME, limit=len(ids),
+            query_filter=models.Filter(must=[models.HasIdCondition(has_id=ids)]),
+            with_payload=False, with_vectors=False, search_params=exact,
+        )
+        return {str(p.id): float(p.score) for p in response.points}
 
     def delete(self, image_ids: Sequence[str]) -> int:
         ids = canonical_ids(image_ids)

@@ -51,6 +51,7 @@ from qdrant_edge import (
     FieldCondition,
     Filter,
     Fusion,
+    HasIdCondition,
     HnswIndexConfig,
     MatchAny,
     MatchValue,
@@ -93,6 +94,8 @@ from .base import (
     check_uris,
     check_vector,
     hits_from_points,
+    hybrid_hits,
+    hybrid_vectors,
     named_vectors,
     old_schema_message,
     order_ids_by_uri,
@@ -305,11 +308,14 @@ class EdgeStore:
     def _refresh_points(self) -> None:
         self._points = int(self._open_shard().info().points_count)
 
+    def _exact_params(self) -> SearchParams:
+        # Exact means the original vectors: without `ignore` a quantized store scans int8.
+        ignore = QuantizationSearchParams(ignore=True) if self.quantized else None
+        return SearchParams(exact=True, quantization=ignore)
+
     def _search_params(self, limit: int) -> SearchParams:
         if self._points <= self.exact_up_to:
-            # Exact means the original vectors: without `ignore` a quantized store scans int8.
-            ignore = QuantizationSearchParams(ignore=True) if self.quantized else None
-            return SearchParams(exact=True, quantization=ignore)
+            return self._exact_params()
         quantization = None
         if self.quantized:
             quantization = QuantizationSearchParams(rescore=self.rescore, oversampling=self.oversampling)
@@ -391,6 +397,7 @@ class EdgeStore:
         *,
         exclude_minor: bool,
         filters: Mapping[str, str] | None = None,
+        with_image_vectors: bool = False,
     ) -> list[StoreHit]:
         query = check_vector(vector, self.dim, "query")
         sparse = check_keywords(keywords, "query")
@@ -416,13 +423,30 @@ class EdgeStore:
                 query=Fusion.Rrf(k=RRF_K),
                 filter=flt,
                 with_payload=True,
-                with_vector=True,
+                with_vector=hybrid_vectors(with_image_vectors),
             )
             try:
                 points = shard.query(request)
+                # Under the same lock: the candidates' cosines of the same points.
+                cosines = self._image_cosines(shard, query, [p.id for p in points])
             except Exception as e:
                 raise StoreError(f"hybrid search in {self.path} failed: {e}") from e
-        return hits_from_points(points, with_vectors=True, dim=self.dim)
+        return hybrid_hits(points, cosines, with_image_vectors=with_image_vectors, dim=self.dim)
+
+    def _image_cosines(self, shard: EdgeShard, query: list[float], ids: list[Any]) -> dict[str, float]:
+        """id -> exact cosine of the query and the image vector of each of `ids` (an exact
+        search restricted to them, on the original vectors: ~0.3 ms for 100 candidates)."""
+        if not ids:
+            return {}
+        request = QueryRequest(
+            limit=len(ids),
+            query=Query.Nearest(query, using=VECTOR_NAME),
+            filter=Filter(must=[HasIdCondition(set(ids))]),
+            with_payload=False,
+            with_vector=False,
+            params=self._exact_params(),
+        )
+        return {str(p.id): float(p.score) for p in shard.query(request)}
 
     def delete(self, image_ids: Sequence[str]) -> int:
         ids = canonical_ids(image_ids)
