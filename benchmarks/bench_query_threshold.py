@@ -21,10 +21,13 @@ then the semantic check of the query's path on ``semantic_text(query)``:
 - new: English queries in the text tower's space with the threshold the artifact records
   (the same rule, in that space).
 
-Russian queries take the multilingual path in both (joint space, the artifact's own threshold
-for that path: unchanged). Neither threshold ever sees a labelled query or a held-out caption,
-so every row is measured on held-out data. The shipped artifact (trained on all photos) is
-measured on the labelled queries and the child paraphrases only (its captions are not held out).
+Russian queries take the multilingual path in both (its joint space), with the rule's threshold
+at 1% of the captions (old) and at the trainer's MULTILINGUAL_MAX_FALSE_BLOCK_RATE (new). That
+rate is chosen here on data: rows for each of MULTILINGUAL_RATES, the choice made on a fixed half
+of the labelled Russian queries and reported on the other half. Otherwise no threshold sees a
+labelled query or a held-out caption, so every row is measured on held-out data. The shipped
+artifact (trained on all photos) is measured on the labelled queries and the child paraphrases
+only (its captions are not held out).
 Also: the child paraphrases of ``withsense_train/testsets`` (no lexicon term: what the semantic
 check is for), and the extra cost per query of returning the tower vector (ms and CPU ms,
 interleaved, medians).
@@ -57,9 +60,31 @@ from bench_compliance_e2e import (  # noqa: E402
     write_training_folder,
 )
 from bench_utils import markdown_table  # noqa: E402
+from withsense_train.semantic import (  # noqa: E402
+    DEFAULT_MAX_FALSE_BLOCK_RATE,
+    MULTILINGUAL_MAX_FALSE_BLOCK_RATE,
+)
 
 SHIPPED = REPO / "services" / "withsense" / "model" / "artifacts" / "default"
-GROUPS = ("held-out captions", "labelled en", "labelled ru", "paraphrases en", "paraphrases ru")
+# The multilingual path's rate (share of the training captions without child terms that its
+# semantic step may block) is chosen here, on data: the largest of MULTILINGUAL_RATES whose
+# false-block rate on the selection half of the labelled Russian innocent queries, summed over
+# the fold artifacts, is within TARGET; the report half measures it (HALF_OF splits the list).
+MULTILINGUAL_RATES = (0.01, 0.005, 0.0025)
+TARGET = 0.02
+
+
+def design_of(rate: float) -> str:
+    if rate == MULTILINGUAL_MAX_FALSE_BLOCK_RATE:
+        return "new"
+    return f"new, multilingual path at {rate:.2%}"
+
+
+def half_of(text: str) -> str:
+    """"selection" or "report": a fixed split of the labelled Russian queries by their text."""
+    import hashlib
+
+    return ("selection", "report")[int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16) % 2]
 
 
 @dataclass(frozen=True)
@@ -123,26 +148,31 @@ def judge(runtime: Any, queries: list[tuple[Query, str]]) -> list[Judged]:
 
 
 def old_threshold(runtime: Any, captions: list[str]) -> float:
-    """The old rule: 1% of the training captions without child terms, in the joint space."""
+    """The old rule: 1% of the training captions without child terms, in the joint space of
+    the English path (the prototypes too: the gateway embedded them on that path)."""
     from withsense_train.semantic import choose_semantic_threshold
 
-    return choose_semantic_threshold(runtime.embed_texts, captions)["threshold"]
+    def joint(texts: list[str]) -> np.ndarray:
+        return runtime.embed_texts_routed(texts, "english")[0]
+    return choose_semantic_threshold(joint, captions)["threshold"]
 
 
-def prototype_checks(runtime: Any, english_threshold_old: float, english_threshold_new: float,
-                     multilingual_threshold: float | None) -> dict[str, dict[str, Any]]:
-    """design -> path -> SemanticChildCheck, embedded as the gateway embeds the prototypes."""
+def prototype_checks(runtime: Any, thresholds: dict[str, tuple[float, float | None]]
+                     ) -> dict[str, dict[str, Any]]:
+    """design -> path -> SemanticChildCheck, embedded as the gateway embeds the prototypes;
+    ``thresholds``: design -> (English path, multilingual path)."""
     from withsense.compliance import CHILD_PROTOTYPE_TEXTS, SemanticChildCheck
     from withsense.model.language import ENGLISH, MULTILINGUAL
 
     texts = list(CHILD_PROTOTYPE_TEXTS)
     joint, check, _ = runtime.embed_texts_checked(texts, ENGLISH)
-    checks = {"old": {ENGLISH: SemanticChildCheck(joint, english_threshold_old, texts)},
-              "new": {ENGLISH: SemanticChildCheck(np.stack(check), english_threshold_new, texts)}}
-    if runtime.multilingual and multilingual_threshold is not None:
-        joint, _, _ = runtime.embed_texts_checked(texts, MULTILINGUAL)
-        for design in checks.values():
-            design[MULTILINGUAL] = SemanticChildCheck(joint, multilingual_threshold, texts)
+    mapped = runtime.embed_texts_checked(texts, MULTILINGUAL)[0] if runtime.multilingual else None
+    checks: dict[str, dict[str, Any]] = {}
+    for design, (english, multilingual) in thresholds.items():
+        space = joint if design == "old" else np.stack(check)
+        checks[design] = {ENGLISH: SemanticChildCheck(space, english, texts)}
+        if mapped is not None and multilingual is not None:
+            checks[design][MULTILINGUAL] = SemanticChildCheck(mapped, multilingual, texts)
     return checks
 
 
@@ -154,7 +184,7 @@ def blocked(item: Judged, design: str, checks: dict[str, dict[str, Any]]) -> boo
     check = checks[design].get(item.path)
     if check is None:
         return True  # fail closed, as the gateway does
-    vector = item.check if design == "new" and item.path == ENGLISH else item.joint
+    vector = item.check if design != "old" and item.path == ENGLISH else item.joint
     return bool(check.is_child(vector))
 
 
@@ -166,6 +196,8 @@ def tally(items: list[Judged], checks: dict[str, dict[str, Any]]) -> dict[str, d
         for item in items:
             label = "child" if item.query.child else "innocent"
             keys = [f"{item.group}|{label}"]
+            if item.group == "labelled ru":
+                keys.append(f"labelled ru {half_of(item.query.text)}|{label}")
             if not item.group.startswith("paraphrases"):
                 keys.append(f"all|{label}")  # the e2e benchmark's queries
             for key in keys:
@@ -176,8 +208,8 @@ def tally(items: list[Judged], checks: dict[str, dict[str, Any]]) -> dict[str, d
     return out
 
 
-def measure_artifact(artifact: Path, captions: list[str],
-                     queries: list[tuple[Query, str]]) -> dict[str, Any]:
+def measure_artifact(artifact: Path, captions: list[str], queries: list[tuple[Query, str]],
+                     cache: Path | None) -> dict[str, Any]:
     """Thresholds and block counts of both designs for one artifact trained on ``captions``
     (the old threshold is chosen here by the old rule; the new one is the artifact's, checked
     against the new rule recomputed here)."""
@@ -196,11 +228,33 @@ def measure_artifact(artifact: Path, captions: list[str],
     def tower(texts: list[str]) -> np.ndarray:
         return np.stack(runtime.embed_texts_checked(texts, "english")[1])
     recomputed_new = choose_semantic_threshold(tower, captions)["threshold"]
-    multilingual = (config.get("multilingual") or {}).get("semantic_child_threshold")
-    checks = prototype_checks(runtime, old, new, multilingual)
-    return {"artifact": str(artifact), "threshold_old": old, "threshold_new": new,
-            "threshold_new_recomputed": recomputed_new, "threshold_multilingual": multilingual,
+    before = multilingual_threshold(runtime, captions, cache, DEFAULT_MAX_FALSE_BLOCK_RATE)
+    in_force = multilingual_threshold(runtime, captions, cache, MULTILINGUAL_MAX_FALSE_BLOCK_RATE)
+    thresholds: dict[str, tuple[float, float | None]] = {"old": (old, before), "new": (new, in_force)}
+    for rate in MULTILINGUAL_RATES:
+        if design_of(rate) not in thresholds:
+            thresholds[design_of(rate)] = (new, multilingual_threshold(runtime, captions, cache, rate))
+    checks = prototype_checks(runtime, thresholds)
+    return {"artifact": str(artifact), "thresholds": thresholds,
+            "threshold_new_recomputed": recomputed_new,
             "counts": tally(judge(runtime, queries), checks), "runtime": runtime}
+
+
+def multilingual_threshold(runtime: Any, captions: list[str], cache: Path | None,
+                           rate: float) -> float | None:
+    """The multilingual path's threshold by the trainer's rule at ``rate``, in the artifact's
+    mapped space (e5 vectors from the trainer's cache)."""
+    from withsense_train.features import default_cache_dir
+    from withsense_train.multilingual import E5Features
+    from withsense_train.semantic import choose_semantic_threshold
+
+    if runtime.text_map is None:
+        return None
+    e5 = E5Features(cache or default_cache_dir(), progress=False)
+
+    def mapped(texts: list[str]) -> np.ndarray:
+        return runtime.text_map(e5(texts))
+    return choose_semantic_threshold(mapped, captions, rate)["threshold"]
 
 
 # --- cost -----------------------------------------------------------------------------------
@@ -240,13 +294,23 @@ def _share(cell: list[int] | None) -> str:
     return f"{cell[0] / cell[1]:.1%} ({cell[0]}/{cell[1]})"
 
 
-def rows_of(name: str, result: dict[str, Any]) -> list[list[str]]:
+DESIGN_NAMES = {"old": "old (joint space; multilingual at 1%)",
+                "new": "new (tower space; multilingual at the trainer's rate)"}
+
+
+def _thresholds(pair: tuple[float, float | None] | None) -> str:
+    if pair is None:
+        return "-"
+    english, multilingual = pair
+    return f"{english:.3f} / {multilingual:.3f}" if multilingual is not None else f"{english:.3f} / -"
+
+
+def rows_of(name: str, result: dict[str, Any], extra: tuple[str, ...] = ()) -> list[list[str]]:
     rows = []
-    for design in ("old", "new"):
+    for design, label in [*DESIGN_NAMES.items(), *((d, d) for d in extra if d in result["counts"])]:
         counts = result["counts"][design]
-        threshold = result[f"threshold_{design}"]
-        rows.append([f"{name}, {design} ({'joint' if design == 'old' else 'tower'} space)",
-                     f"{threshold:.3f}", _share(counts.get("all|child")),
+        rows.append([f"{name}, {label}", _thresholds(result.get("thresholds", {}).get(design)),
+                     _share(counts.get("all|child")),
                      _share(counts.get("held-out captions|innocent")),
                      _share(counts.get("labelled en|innocent")), _share(counts.get("labelled ru|innocent")),
                      _share(counts.get("all|innocent")), _share(counts.get("paraphrases en|child")),
@@ -254,9 +318,31 @@ def rows_of(name: str, result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-HEADERS = ["artifact, check", "threshold", "child queries blocked", "innocent: held-out captions",
+HEADERS = ["artifact, check", "threshold en / ru", "child queries blocked", "innocent: held-out captions",
            "innocent: labelled en", "innocent: labelled ru", "innocent: all", "paraphrases en",
            "paraphrases ru"]
+
+
+def choose_multilingual_rate(folds: list[dict[str, Any]]) -> tuple[float, list[list[str]]]:
+    """The largest of MULTILINGUAL_RATES whose false-block rate on the selection half of the
+    labelled Russian innocent queries (fold artifacts summed) is within TARGET, else the largest
+    with the lowest rate there (a stricter rate that blocks no fewer innocent queries only loses
+    paraphrases); and a table row per rate with both halves."""
+    summed = add_counts(folds)
+    rows, shares = [], {}
+    for rate in MULTILINGUAL_RATES:
+        counts = summed.get(design_of(rate), {})
+        picked = counts.get("labelled ru selection|innocent", [0, 0])
+        shares[rate] = picked[0] / picked[1] if picked[1] else 1.0
+        thresholds = ", ".join(f"{f['thresholds'][design_of(rate)][1]:.3f}" for f in folds)
+        rows.append([f"{rate:.2%}", thresholds, _share(picked),
+                     _share(counts.get("labelled ru report|innocent")),
+                     _share(counts.get("labelled ru report|child")),
+                     _share(counts.get("paraphrases ru|child")), _share(counts.get("all|innocent"))])
+    within = [rate for rate in MULTILINGUAL_RATES if shares[rate] <= TARGET]
+    lowest = min(shares.values())
+    chosen = max(within) if within else max(r for r in MULTILINGUAL_RATES if shares[r] == lowest)
+    return chosen, rows
 
 
 def add_counts(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -299,12 +385,11 @@ def main(argv: list[str] | None = None) -> int:
         captions = [c.text for c in dataset.captions.values() if c.query_id.rsplit("#", 1)[0] in kept]
         queries = [(q, group_of(q)) for q in build_queries(photos_of(dataset, held).values())]
         artifact = fold_artifact(dataset, keep, args.work / f"fold{fold}", args.cache)
-        results[f"fold {fold}"] = measure_artifact(artifact, captions, queries + paraphrases)
-        thresholds = {k: v for k, v in results[f"fold {fold}"].items() if k.startswith("threshold")}
-        print(f"fold {fold}: {json.dumps(thresholds)}", file=sys.stderr)
+        results[f"fold {fold}"] = measure_artifact(artifact, captions, queries + paraphrases, args.cache)
+        print(f"fold {fold}: thresholds {results[f'fold {fold}']['thresholds']}", file=sys.stderr)
     labelled = [(q, group_of(q)) for q in build_queries([])]
     every_caption = [c.text for c in dataset.captions.values()]
-    results["shipped"] = measure_artifact(SHIPPED, every_caption, labelled + paraphrases)
+    results["shipped"] = measure_artifact(SHIPPED, every_caption, labelled + paraphrases, args.cache)
     timing = cost(results["shipped"]["runtime"], [q.text for q, _ in labelled[:40]], args.cost_repeats)
     folds = [r for name, r in results.items() if name.startswith("fold")]
     out = {name: {k: v for k, v in r.items() if k != "runtime"} for name, r in results.items()}
@@ -314,17 +399,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    chosen, selection_rows = choose_multilingual_rate(folds)
+    out["multilingual_rate"] = chosen
     rows = [row for name, r in results.items() for row in rows_of(name, r)]
     if folds:
-        total = {"counts": add_counts(folds), "threshold_old": float("nan"), "threshold_new": float("nan")}
-        rows += rows_of(f"{len(folds)} folds summed", total)
+        rows += rows_of(f"{len(folds)} folds summed", {"counts": add_counts(folds)})
     print(markdown_table(HEADERS, rows))
+    print(f"\nThe multilingual path's rate, chosen on the selection half of the labelled Russian "
+          f"queries (largest rate within {TARGET:.0%}, else the largest with the fewest blocks; "
+          f"fold artifacts summed): {chosen:.2%}; the trainer's: "
+          f"{MULTILINGUAL_MAX_FALSE_BLOCK_RATE:.2%}")
+    print(markdown_table(["multilingual rate", "thresholds (per fold)", "selection half: innocent ru",
+                          "report half: innocent ru", "report half: child ru", "paraphrases ru",
+                          "innocent: all"], selection_rows))
     print()
-    print("thresholds (old rule in the joint space / new in the tower space / new recomputed "
-          "here / multilingual path):")
+    print("the artifact's tower-space threshold and the same rule recomputed here:")
     for name, r in results.items():
-        print(f"  {name}: {r['threshold_old']:.4f} / {r['threshold_new']:.4f} / "
-              f"{r['threshold_new_recomputed']:.4f} / {r['threshold_multilingual']}")
+        print(f"  {name}: {r['thresholds']['new'][0]:.4f} / {r['threshold_new_recomputed']:.4f}")
     print()
     print(markdown_table(["per query (shipped artifact, ONNX text path, 1 thread)", "wall ms (median)",
                           "CPU ms (mean)"],
