@@ -33,7 +33,12 @@ check is for), and the extra cost per query of returning the tower vector (ms an
 interleaved, medians).
 
     PYTHONPATH=services:trainer .venv/bin/python benchmarks/bench_query_threshold.py \\
-        --data ../shared/data/withsense --cache /work/cache --fold 0,1,2 --work DIR [--json]
+        --data ../shared/data/withsense --cache /work/cache --fold 0,1,2 --work DIR \\
+        [--servers 0] [--json]
+
+``--servers FOLD`` also searches that fold's queries in RU through a real worker and gateway
+(bench_compliance_e2e's servers, an empty store: only the query policy decides) and prints their
+counts beside the in-process ones.
 """
 
 from __future__ import annotations
@@ -257,6 +262,37 @@ def multilingual_threshold(runtime: Any, captions: list[str], cache: Path | None
     return choose_semantic_threshold(mapped, captions, rate)["threshold"]
 
 
+# --- the same decisions on real servers ---------------------------------------------------------
+
+def server_check(artifact: Path, thresholds: tuple[float, float | None], queries: list[Query],
+                 work: Path) -> dict[str, list[int]]:
+    """Every query searched in a restricted region (RU) through a real ``withsense serve
+    worker`` and ``gateway`` (bench_compliance_e2e's ``stack``) with a copy of ``artifact`` whose
+    config holds the new design's thresholds (what the current trainer records); returns
+    label -> [blocked, total], to compare with the in-process count."""
+    import shutil
+
+    from bench_compliance_e2e import stack
+    from withsense.client import SearchClient
+
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(artifact, work / "artifact")
+    config_file = work / "artifact" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["semantic_child_threshold"] = config["semantic_child_check"]["threshold"] = thresholds[0]
+    if thresholds[1] is not None:
+        config["multilingual"]["semantic_child_threshold"] = thresholds[1]
+    config_file.write_text(json.dumps(config, indent=2))
+    counts = {"child": [0, 0], "innocent": [0, 0]}
+    with stack(work / "artifact", work, ["plain"], "RU") as gateways, \
+            SearchClient(gateways["plain"], timeout_s=120) as client:
+        for query in queries:
+            cell = counts["child" if query.child else "innocent"]
+            cell[0] += client.search(query.text, top_k=1, region="RU").blocked
+            cell[1] += 1
+    return counts
+
+
 # --- cost -----------------------------------------------------------------------------------
 
 def cost(runtime: Any, texts: list[str], repeats: int) -> dict[str, float]:
@@ -367,8 +403,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True,
                         help="fold artifacts are trained into (and reused from) WORK/foldN")
     parser.add_argument("--cost-repeats", type=int, default=5)
+    parser.add_argument("--servers", type=int, metavar="FOLD",
+                        help="also search FOLD's queries through real servers (RU) and compare")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.servers is not None and str(args.servers) not in args.fold.split(","):
+        parser.error("--servers FOLD must be one of --fold")
     import torch
     from withsense_train.data import load_dataset
 
@@ -399,6 +439,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    if args.servers is not None:
+        keep, held = split(dataset, args.folds, args.servers, args.seed)
+        fold = results[f"fold {args.servers}"]
+        on_servers = server_check(Path(fold["artifact"]), fold["thresholds"]["new"],
+                                  build_queries(photos_of(dataset, held).values()),
+                                  args.work / "servers")
+        in_process = fold["counts"]["new"]
+        out["servers"] = {"fold": args.servers, "real servers": on_servers,
+                          "in process": {k: in_process[f"all|{k}"] for k in on_servers}}
     chosen, selection_rows = choose_multilingual_rate(folds)
     out["multilingual_rate"] = chosen
     rows = [row for name, r in results.items() for row in rows_of(name, r)]
@@ -421,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
                           "CPU ms (mean)"],
                          [[k, f"{timing[f'{k} wall ms']:.3f}", f"{timing[f'{k} cpu ms']:.3f}"]
                           for k in ("joint only (before)", "joint + tower (now)", "check: 25 dot products")]))
+    if "servers" in out:
+        check = out["servers"]
+        print(f"\nfold {check['fold']}, new design, blocked in RU [blocked, queries]: real servers "
+              f"{check['real servers']}, in process {check['in process']}")
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     return 0
 

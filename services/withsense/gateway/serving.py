@@ -211,7 +211,8 @@ class SearchEngine:
         cached = self.query_cache.get(key, self.model_version)
         if cached is None:
             cached = await self.worker.embed_texts_checked(texts)
-            cached.vectors.setflags(write=False)  # shared by every search that hits the cache
+            for array in [cached.vectors, *(cached.check_vectors or [])]:
+                array.setflags(write=False)  # shared by every search that hits the cache
             self.query_cache.put(key, self.model_version, cached)
         return cached
 
