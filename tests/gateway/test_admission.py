@@ -96,5 +96,7 @@ def test_a_repeated_query_is_embedded_once(start_gateway):
     second = stub.Search(request, timeout=30)
     assert len(cache) == 1
     assert [h.score for h in first.hits] == [h.score for h in second.hits]
-    (vectors, _, _), = [cache.get(("a cup of coffee",), gateway.engine.model_version)]
+    embedded, = [cache.get(("a cup of coffee",), gateway.engine.model_version)]
+    vectors = embedded.vectors
     assert isinstance(vectors, np.ndarray) and not vectors.flags.writeable
+    assert embedded.check_vectors is not None and len(embedded.check_vectors) == 1

@@ -168,3 +168,21 @@ def test_phrases_that_only_look_like_child_terms_are_served(indexed_gateway):
                   "a young man climbing"]:
         reply = stub.Search(pb.SearchRequest(query=query, top_k=3, region="DE"), timeout=30)
         assert not reply.blocked and reply.hits, (query, reply.reason)
+
+
+def test_the_semantic_check_judges_the_text_tower_vector(indexed_gateway, model_runtime):
+    """A child paraphrase (no lexicon term) is blocked at the artifact's text-tower threshold,
+    and innocent near-misses, over the joint-space threshold before, are served."""
+    from withsense.compliance import mentions_child, tower_threshold
+
+    threshold = tower_threshold(model_runtime.artifact.config)
+    assert threshold is not None
+    _, stub = indexed_gateway
+    paraphrase = "a pupil at a school desk"
+    assert mentions_child(paraphrase) is None
+    reply = stub.Search(pb.SearchRequest(query=paraphrase, top_k=5, region="DE"), timeout=30)
+    assert reply.blocked and not reply.hits
+    assert "semantic:child-concept" in reply.reason and f">={threshold:.2f})" in reply.reason
+    for query in ["a young man climbing", "childhood home", "a family at the beach"]:
+        reply = stub.Search(pb.SearchRequest(query=query, top_k=3, region="DE"), timeout=30)
+        assert not reply.blocked and reply.hits, (query, reply.reason)

@@ -28,3 +28,40 @@ def test_threshold_bounds_false_blocks_on_real_text_embeddings(model_runtime):
 def test_needs_both_kinds_of_captions(model_runtime):
     with pytest.raises(ValueError, match="both"):
         choose_semantic_threshold(model_runtime.embed_texts, ["A man climbs a rock ."])
+
+
+def test_the_trained_threshold_is_chosen_in_the_tower_space(trained_synthetic, synthetic_dataset,
+                                                           feature_cache):
+    """The stage chooses on the captions' text-tower vectors: the trained head plays no part,
+    so retraining the heads cannot move it (the joint-space threshold it replaced did move)."""
+    import json
+
+    import torch
+    from withsense.compliance import CHECK_SPACE, tower_threshold
+
+    result, _ = trained_synthetic
+    config = json.loads((result.artifact_dir / "config.json").read_text())
+    assert config["semantic_child_check"]["space"] == CHECK_SPACE
+    captions = [caption.text for caption in synthetic_dataset.captions.values()]
+    in_tower = choose_semantic_threshold(feature_cache.text, captions)
+    assert tower_threshold(config) == pytest.approx(in_tower["threshold"], abs=1e-9)
+    assert config["semantic_child_check"]["false_block_rate"] <= 0.01
+
+    def joint(texts: list[str]) -> np.ndarray:
+        with torch.no_grad():
+            return result.model.embed_text(torch.from_numpy(feature_cache.text(texts))).numpy()
+
+    assert choose_semantic_threshold(joint, captions)["threshold"] != pytest.approx(
+        in_tower["threshold"], abs=1e-3)
+
+
+def test_the_shipped_artifact_has_a_tower_threshold():
+    import json
+
+    from withsense.compliance import tower_threshold
+    from withsense.model.artifact import DEFAULT_ARTIFACT_DIR
+
+    config_file = DEFAULT_ARTIFACT_DIR / "config.json"
+    if not config_file.is_file():
+        pytest.skip("no trained artifact shipped")
+    assert 0.3 < tower_threshold(json.loads(config_file.read_text())) < 0.6

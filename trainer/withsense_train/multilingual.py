@@ -47,7 +47,7 @@ from withsense.model.towers import sha256_file
 
 from withsense_train.features import _load, _progress, _save_atomic
 from withsense_train.metrics import query_ranks
-from withsense_train.semantic import choose_semantic_threshold
+from withsense_train.semantic import MULTILINGUAL_MAX_FALSE_BLOCK_RATE, choose_semantic_threshold
 
 if TYPE_CHECKING:
     from withsense_train.filtering import FilteredData
@@ -152,8 +152,9 @@ def multilingual_stage(run: TrainRun) -> None:
 def _write(out: Path, text_map: TextMap, n_texts: int, captions: list[str],
            e5: E5Features, photos: Sequence[str]) -> dict[str, Any]:
     """Saves the map and its config entry, with this path's semantic threshold (chosen on the
-    captions by the English rule) and, for information, how it does on the Russian test set
-    (when ``photos``, the data set's, are the customer's: the set was written for them)."""
+    captions by the English rule, at MULTILINGUAL_MAX_FALSE_BLOCK_RATE) and, for information, how
+    it does on the Russian test set (when ``photos``, the data set's, are the customer's: the
+    set was written for them)."""
     def embed(texts: list[str]) -> np.ndarray:
         return text_map(e5(texts))
 
@@ -162,7 +163,8 @@ def _write(out: Path, text_map: TextMap, n_texts: int, captions: list[str],
         "inputs": "e5 'query: ' vectors of the English captions of the allowed photos",
         "targets": "the trained text head's vectors of the same captions"}}
     try:
-        semantic: dict[str, Any] = choose_semantic_threshold(embed, captions)
+        semantic: dict[str, Any] = choose_semantic_threshold(embed, captions,
+                                                             MULTILINGUAL_MAX_FALSE_BLOCK_RATE)
     except ValueError as exc:  # the gateway then falls back to the English path's threshold
         log.warning("semantic child-query threshold of the multilingual path not chosen: %s", exc)
     else:

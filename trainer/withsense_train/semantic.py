@@ -1,10 +1,14 @@
-"""Choosing the semantic child-query threshold on data, in the model's own text space.
+"""Choosing the semantic child-query threshold on data, in the text tower's frozen space.
 
-The gateway blocks a query whose embedding is closer than a threshold to one of the
-child-concept prototypes (`withsense.compliance.CHILD_PROTOTYPE_TEXTS`). The right threshold
-depends on the text head, so the trainer chooses it on the captions it trains on and stores it in
-the artifact: captions that the lexicon flags are the child set, the others the adult set, and the
-threshold is the smallest that blocks at most `max_false_block_rate` of the adult captions.
+The gateway blocks an English query whose text-tower vector (MiniLM before the trained head:
+``withsense.compliance.semantic.CHECK_SPACE``) is closer than a threshold to one of the
+child-concept prototypes (`withsense.compliance.CHILD_PROTOTYPE_TEXTS`). The trainer chooses it
+on the captions it trains on and stores it in the artifact: captions that the lexicon flags are
+the child set, the others the adult set, and the threshold is the smallest that blocks at most
+`max_false_block_rate` of the adult captions. The space does not depend on the heads, so the
+threshold moves only with the captions (0.41-0.43 over five 800-photo folds), and the labelled
+queries of tests/compliance/data, which it never sees, measure it
+(benchmarks/bench_query_threshold.py).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from withsense.compliance import (
+    CHECK_SPACE,
     CHILD_PROTOTYPE_TEXTS,
     SemanticChildCheck,
     choose_threshold,
@@ -32,6 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_FALSE_BLOCK_RATE = 0.01
+# The multilingual path's rule blocks at most this share of the (English) adult captions through
+# e5 and the map: Russian queries that only look like child queries ("котёнок играет") sit
+# nearer the prototypes in that space than captions do, and at 1% the path blocked 5-7% of the
+# labelled Russian innocent queries. Chosen by benchmarks/bench_query_threshold.py on a fixed
+# half of those queries (the other half reports it): 0.5% halves the false blocks, and
+# Russian child paraphrases stay as blocked (docs/model.md, "Semantic child-query threshold").
+MULTILINGUAL_MAX_FALSE_BLOCK_RATE = 0.005
 
 
 def choose_semantic_threshold(
@@ -55,19 +67,17 @@ def choose_semantic_threshold(
 
 def write_threshold(artifact_dir: Path, captions_file: Path,
                     max_false_block_rate: float = DEFAULT_MAX_FALSE_BLOCK_RATE) -> dict[str, float]:
-    """Chooses the threshold in the artifact's text space and records it in its config.json
-    (`semantic_child_threshold`, with the measurement under `semantic_child_check`)."""
+    """Chooses the threshold in the text tower's space and records it in the artifact's
+    config.json (`semantic_child_threshold`, with the measurement under `semantic_child_check`)."""
     from withsense.descriptions import read_descriptions
-    from withsense.model.artifact import load_artifact
     from withsense.model.towers import TextTower
 
-    artifact = load_artifact(artifact_dir)
     tower = TextTower()
     captions = [c for texts in read_descriptions(captions_file).values() for c in texts]
 
     def embed(texts: list[str]) -> np.ndarray:
         with torch.inference_mode():
-            return artifact.model.embed_text(tower.encode(texts)).numpy()
+            return tower.encode(texts).numpy()
 
     report = choose_semantic_threshold(embed, captions, max_false_block_rate)
     record_threshold(artifact_dir, {**report, "captions": str(captions_file.name)})
@@ -75,40 +85,39 @@ def write_threshold(artifact_dir: Path, captions_file: Path,
 
 
 def record_threshold(artifact_dir: Path, report: dict[str, Any]) -> None:
-    """The threshold in the artifact's config.json, where the gateway reads it."""
+    """The threshold in the artifact's config.json, where the worker reads it, with the space
+    it was chosen in (the gateway ignores a threshold of another space)."""
     from withsense.model.artifact import update_config
 
+    report = {**report, "space": CHECK_SPACE}
     update_config(artifact_dir, {"semantic_child_threshold": report["threshold"],
                                  "semantic_child_check": report})
 
 
 def semantic_stage(run: TrainRun) -> None:
-    """The training stage: the threshold chosen in the trained model's text space on the data
-    set's captions, recorded in config.json and in the model card (``semantic_child_check``).
+    """The training stage: the threshold chosen in the text tower's space on the data set's
+    captions, recorded in config.json and in the model card (``semantic_child_check``).
     Skipped, with a warning, when the captions do not have both kinds."""
     from withsense_train.data import CAPTIONS_TXT
 
     assert run.dataset is not None
     captions = [caption.text for caption in run.dataset.captions.values()]
 
-    def embed(texts: list[str]) -> np.ndarray:
-        with torch.no_grad():
-            return run.fit.model.embed_text(torch.from_numpy(run.cache.text(texts))).numpy()
-
     try:
-        report: dict[str, Any] = choose_semantic_threshold(embed, captions)
+        report: dict[str, Any] = choose_semantic_threshold(run.cache.text, captions)
     except ValueError as exc:
         log.warning("semantic child-query threshold not chosen: %s", exc)
         return
     has_txt = (run.dataset.root / CAPTIONS_TXT).is_file()
     report["captions"] = Path(CAPTIONS_TXT).name if has_txt else "train_dataset.csv"
     record_threshold(run.out, report)
-    run.card["semantic_child_check"] = report
+    run.card["semantic_child_check"] = {**report, "space": CHECK_SPACE}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Choose the semantic child-query threshold on "
-                                     "captions, in an artifact's text space, and record it there.")
+                                     "captions, in the text tower's space, and record it in an "
+                                     "artifact.")
     parser.add_argument("--artifact", type=Path, required=True)
     parser.add_argument("--captions", type=Path, required=True,
                         help="captions file (Flickr captions.txt or CSV image,description)")

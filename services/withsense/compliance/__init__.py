@@ -24,10 +24,13 @@ from withsense.compliance.mentions import (
 from withsense.compliance.policy import ALLOWED, PolicyDecision, QueryPolicy
 from withsense.compliance.regions import ISO_3166_ALPHA2, RegionRules, normalise_region
 from withsense.compliance.semantic import (
+    CHECK_SPACE,
     CHILD_PROTOTYPE_TEXTS,
+    DEFAULT_TOWER_THRESHOLD,
     SemanticChildCheck,
     choose_threshold,
     threshold_report,
+    tower_threshold,
 )
 from withsense.compliance.text import lemmatise, normalise, tokenise
 from withsense.config.gateway import DISCLAIMER
@@ -35,7 +38,9 @@ from withsense.config.gateway import DISCLAIMER
 __all__ = [
     "ALLOWED",
     "AUDIT_LOGGER",
+    "CHECK_SPACE",
     "CHILD_PROTOTYPE_TEXTS",
+    "DEFAULT_TOWER_THRESHOLD",
     "DISCLAIMER",
     "ISO_3166_ALPHA2",
     "ImageFlags",
@@ -57,4 +62,5 @@ __all__ = [
     "semantic_text",
     "threshold_report",
     "tokenise",
+    "tower_threshold",
 ]

@@ -12,6 +12,9 @@ from withsense.compliance.semantic import SemanticChildCheck
 RULE_ALLOWED = "allowed"
 RULE_LEXICON = "lexicon:child"
 RULE_SEMANTIC = "semantic:child-concept"
+# The semantic check could not run (no check vector, no prototypes for the query's path):
+# the query is blocked in a restricted region, never waved through.
+RULE_SEMANTIC_UNAVAILABLE = "semantic:unavailable"
 
 
 @dataclass(frozen=True)

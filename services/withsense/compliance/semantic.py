@@ -5,11 +5,20 @@ the gateway embeds ``CHILD_PROTOTYPE_TEXTS`` once at start (through the worker, 
 text tower as queries), and blocks a query whose embedding has cosine similarity at or above a
 threshold to any prototype. The threshold comes from ``choose_threshold`` on labelled child and
 adult query embeddings, so that at most a chosen share of adult queries is blocked.
+
+On the English path the check compares the text tower's own vectors (MiniLM, mean-pooled and
+normalised, before the trained text head): that space does not move when the heads are
+retrained, so neither does the false-block rate of a threshold chosen in it (in the trained
+space it moved from 2.0% to 6-8% of innocent queries between artifacts trained on different
+photos; docs/model.md, "Semantic child-query threshold"). The worker returns these "check
+vectors" beside the joint-space ones (``EmbedTextRequest.check_vectors``); on the multilingual
+path the check vector is the joint one (that path's prototypes and threshold are its own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +55,26 @@ CHILD_PROTOTYPE_TEXTS: list[str] = [
     "дети играют",
     "младенец",
 ]
+
+
+# The space the English path's check compares in, as config.json records it
+# (``semantic_child_check.space``); a threshold recorded without it was chosen in the trained
+# text space by an earlier trainer and does not apply to check vectors.
+CHECK_SPACE = "text_tower"
+# The fallback when the artifact has no threshold for CHECK_SPACE: chosen on the customer's
+# 5,000 captions in MiniLM space (1% of captions without child terms blocked; 0.43 with the
+# current rule on all 1,000 photos; the fold artifacts chose 0.41-0.43). Higher = fewer blocks.
+DEFAULT_TOWER_THRESHOLD = 0.45
+
+
+def tower_threshold(config: Mapping[str, Any]) -> float | None:
+    """The artifact's threshold for the English path's check vectors (config.json), or None
+    when it has none chosen in CHECK_SPACE (an older artifact's trained-space threshold)."""
+    check = config.get("semantic_child_check") or {}
+    threshold = config.get("semantic_child_threshold")
+    if threshold is None or check.get("space") != CHECK_SPACE:
+        return None
+    return float(threshold)
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:

@@ -8,17 +8,20 @@ import numpy as np
 
 from withsense.compliance import (
     CHILD_PROTOTYPE_TEXTS,
+    DEFAULT_TOWER_THRESHOLD,
     DISCLAIMER,
+    PolicyDecision,
     QueryPolicy,
     RegionRules,
     SemanticChildCheck,
 )
-from withsense.gateway.errors import GatewayError, InvalidArgument
+from withsense.compliance.policy import RULE_SEMANTIC_UNAVAILABLE
+from withsense.gateway.errors import InvalidArgument
 from withsense.model.language import ENGLISH, MULTILINGUAL, TextPath
 
-# Chosen on the customer's 5,000 captions in MiniLM space (the zero-shot model's text space):
-# blocks 1% of captions without child terms, catches 50% of those with them by meaning alone.
-ZERO_SHOT_SEMANTIC_THRESHOLD = 0.45
+# The English path's check compares text-tower vectors; an artifact without a threshold chosen
+# in that space (an older one, the zero-shot model) gets the default chosen there.
+ZERO_SHOT_SEMANTIC_THRESHOLD = DEFAULT_TOWER_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -74,14 +77,19 @@ class ComplianceGate:
         self.policies[MULTILINGUAL] = QueryPolicy(semantic=semantic)
         return threshold
 
-    def policy_for(self, path: TextPath) -> QueryPolicy:
-        """The policy whose prototypes share the query's path. A path without armed prototypes
-        is an error, never a pass: the query is not served (fail closed)."""
+    def semantic_decision(self, text: str, path: TextPath,
+                          check_vector: np.ndarray | None) -> PolicyDecision:
+        """The semantic check of a query (after the lexicon) with the prototypes of its path.
+        When it cannot run (no prototypes armed for the path, no check vector from the worker,
+        a vector that does not fit the prototypes) the query is blocked: fail closed."""
         policy = self.policies.get(path)
-        if policy is None:
-            raise GatewayError(f"no semantic child check armed for the {path} text path; "
-                               "query not served")
-        return policy
+        if policy is None or policy.semantic is None or check_vector is None:
+            missing = "no check vector" if check_vector is None else f"no prototypes for {path}"
+            return PolicyDecision(blocked=True, rule=RULE_SEMANTIC_UNAVAILABLE, matched=missing)
+        try:
+            return policy.check(text, embedding=check_vector)
+        except ValueError as exc:
+            return PolicyDecision(blocked=True, rule=RULE_SEMANTIC_UNAVAILABLE, matched=str(exc))
 
     def region(self, code: str) -> RegionDecision:
         try:

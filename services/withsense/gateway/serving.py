@@ -47,7 +47,7 @@ from withsense.gateway.metrics import METRICS
 from withsense.gateway.protocol import IndexItem, SearchParams
 from withsense.gateway.query_cache import QueryCache
 from withsense.gateway.scoring import LocalScorer, local_scorer
-from withsense.gateway.worker_client import EmbeddedImages, WorkerClient
+from withsense.gateway.worker_client import EmbeddedImages, EmbeddedTexts, WorkerClient
 from withsense.keywords import document_vector, query_words, words_vector
 from withsense.model.fusion import FusionError, FusionModel
 from withsense.model.language import ENGLISH, MULTILINGUAL
@@ -131,7 +131,7 @@ class SearchEngine:
         self.gate = gate
         self.thumbnails = thumbnails
         self.model_version = ""
-        self.query_cache: QueryCache[tuple[np.ndarray, str, list[Any]]] = QueryCache(
+        self.query_cache: QueryCache[EmbeddedTexts] = QueryCache(
             settings.query_cache_size)
         self.admission = Admission(settings.max_in_flight, settings.max_queued,
                                    settings.queue_timeout_ms / 1000)
@@ -161,17 +161,26 @@ class SearchEngine:
         self.scorer = local_scorer(self.settings.score_in, scale=info.scale, bias=info.bias,
                                    model_version=info.model_version,
                                    worker_backend=info.score_backend)
-        vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts(), ENGLISH)
-        model_threshold = (info.semantic_child_threshold
-                           if info.HasField("semantic_child_threshold") else None)
-        threshold = self.gate.set_prototypes(vectors, model_threshold)
-        log.info("semantic child-query threshold %.3f", threshold)
+        # Prototypes are embedded as queries are: their check vectors (the text tower's own on
+        # the English path). A worker that sends none arms nothing: restricted queries are then
+        # blocked (ComplianceGate.semantic_decision), never waved through.
+        prototypes = await self.worker.embed_texts_checked(self.gate.prototype_texts(), ENGLISH)
+        if prototypes.check_vectors is None:
+            log.error("the worker sent no check vectors: the semantic child check cannot run, "
+                      "every query in a restricted region is blocked")
+        else:
+            model_threshold = (info.semantic_child_threshold
+                               if info.HasField("semantic_child_threshold") else None)
+            threshold = self.gate.set_prototypes(np.stack(prototypes.check_vectors), model_threshold)
+            log.info("semantic child-query threshold %.3f (text tower space)", threshold)
         if info.multilingual:
-            vectors, _ = await self.worker.embed_texts(self.gate.prototype_texts(), MULTILINGUAL)
-            model_threshold = (info.multilingual_semantic_child_threshold
-                               if info.HasField("multilingual_semantic_child_threshold") else None)
-            threshold = self.gate.set_multilingual_prototypes(vectors, model_threshold)
-            log.info("semantic child-query threshold of the multilingual path %.3f", threshold)
+            prototypes = await self.worker.embed_texts_checked(self.gate.prototype_texts(), MULTILINGUAL)
+            if prototypes.check_vectors is not None:
+                model_threshold = (info.multilingual_semantic_child_threshold
+                                   if info.HasField("multilingual_semantic_child_threshold") else None)
+                threshold = self.gate.set_multilingual_prototypes(
+                    np.stack(prototypes.check_vectors), model_threshold)
+                log.info("semantic child-query threshold of the multilingual path %.3f", threshold)
         self.visual = self._visual_check(info)
         # The lexicon's lemmatisers load their dictionaries on first use (seconds on 2 busy
         # cores): load them now rather than in the first restricted search.
@@ -196,14 +205,15 @@ class SearchEngine:
         log.info("visual minor detector %s, threshold %s", info.minor_detector_version, threshold)
         return VisualCheck(version=info.minor_detector_version, threshold=threshold)
 
-    async def _embed_query(self, texts: list[str]) -> tuple[np.ndarray, str, list[Any]]:
-        """The worker's embedding of the query texts, through the query cache."""
+    async def _embed_query(self, texts: list[str]) -> EmbeddedTexts:
+        """The worker's embedding of the query texts (with their check vectors), through the
+        query cache."""
         key = tuple(texts)
         cached = self.query_cache.get(key, self.model_version)
         if cached is None:
-            vectors, version, paths = await self.worker.embed_texts_routed(texts)
-            vectors.setflags(write=False)  # shared by every search that hits the cache
-            cached = (vectors, version, paths)
+            cached = await self.worker.embed_texts_checked(texts)
+            for array in [cached.vectors, *(cached.check_vectors or [])]:
+                array.setflags(write=False)  # shared by every search that hits the cache
             self.query_cache.put(key, self.model_version, cached)
         return cached
 
@@ -255,13 +265,14 @@ class SearchEngine:
         judged = self.gate.policy.semantic_text(params.query) if region.restricted else params.query
         texts = [params.query] if judged == params.query else [params.query, judged]
         stage.done("policy")
-        query_vectors, version, paths = await self._embed_query(texts)
-        self.model_version = version or self.model_version
-        query = query_vectors[0]
+        embedded = await self._embed_query(texts)
+        self.model_version = embedded.model_version or self.model_version
+        query, paths = embedded.vectors[0], embedded.paths
         stage.done("embed")
         if region.restricted:
             # Each path (English, multilingual) has its own prototypes and threshold.
-            decision = self.gate.policy_for(paths[-1]).check(params.query, embedding=query_vectors[-1])
+            check = embedded.check_vectors[-1] if embedded.check_vectors is not None else None
+            decision = self.gate.semantic_decision(params.query, paths[-1], check)
             if decision.blocked:
                 return self._blocked(params, region, decision.rule)
         drop_flagged = region.restricted and self.settings.withheld_mode == "drop"

@@ -60,6 +60,17 @@ class EmbeddedImages:
     minor_version: str
 
 
+@dataclass(frozen=True)
+class EmbeddedTexts:
+    """An EmbedText answer: joint vectors, model version, each text's path, and the check
+    vectors of the semantic child check (None when not asked for or not sent)."""
+
+    vectors: np.ndarray
+    model_version: str
+    paths: list[TextPath]
+    check_vectors: list[np.ndarray] | None
+
+
 def _vectors(message_vectors) -> np.ndarray:
     return np.asarray([list(v.values) for v in message_vectors], dtype=np.float32)
 
@@ -113,14 +124,28 @@ class WorkerClient:
         """(vectors, model version, the path each text took); ``path`` None: by script.
         ``bulk``: an indexing call (descriptions, queued with the photos of the chunks being
         prepared), given the deadline of EmbedImages."""
-        request = pb.EmbedTextRequest(texts=texts, path=PATH_TO_WIRE[path] if path else pb.TEXT_PATH_AUTO)
+        embedded = await self.embed_texts_checked(texts, path, check_vectors=False, bulk=bulk)
+        return embedded.vectors, embedded.model_version, embedded.paths
+
+    async def embed_texts_checked(
+        self, texts: list[str], path: TextPath | None = None, *, check_vectors: bool = True,
+        bulk: bool = False,
+    ) -> EmbeddedTexts:
+        """The texts' vectors and paths and, when asked for, their check vectors (what the
+        semantic child check compares; ``check_vectors`` None in the answer when the worker
+        sent none for every text: the check cannot run)."""
+        request = pb.EmbedTextRequest(texts=texts, path=PATH_TO_WIRE[path] if path else pb.TEXT_PATH_AUTO,
+                                      check_vectors=check_vectors)
         timeout = self.timeout_s * BULK_DEADLINE_FACTOR if bulk else self.timeout_s
         reply = await self._rpc("EmbedText", request, timeout)
         paths = [PATH_FROM_WIRE.get(p) for p in reply.paths]
         if len(paths) != len(texts) or any(p is None for p in paths):
             # A worker that does not say which path it took (older build): only English exists.
             paths = [ENGLISH] * len(texts)
-        return _vectors(reply.vectors), reply.model_version, paths  # type: ignore[return-value]
+        check = None
+        if check_vectors and len(reply.check_vectors) == len(texts):
+            check = [np.asarray(v.values, dtype=np.float32) for v in reply.check_vectors]
+        return EmbeddedTexts(_vectors(reply.vectors), reply.model_version, paths, check)  # type: ignore[arg-type]
 
     async def embed_images(self, images: list[bytes]) -> EmbeddedImages:
         reply = await self._rpc("EmbedImages", pb.EmbedImagesRequest(images=images),

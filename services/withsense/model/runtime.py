@@ -213,29 +213,48 @@ class ModelRuntime:
         """Unit vectors [N, dim] of texts, each on the path its script picks."""
         return self.embed_texts_routed(texts)[0]
 
-    @torch.inference_mode()
     def embed_texts_routed(
         self, texts: list[str], path: str | None = None
     ) -> tuple[np.ndarray, list[TextPath]]:
         """(unit vectors [N, dim], the path each text took); see ``text_paths``."""
+        vectors, _, paths = self.embed_texts_checked(texts, path)
+        return vectors, paths
+
+    @torch.inference_mode()
+    def embed_texts_checked(
+        self, texts: list[str], path: str | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray], list[TextPath]]:
+        """(unit vectors [N, dim], one check vector per text, the path each text took): the
+        check vector is what the semantic child check compares (``withsense.compliance.semantic``):
+        the text tower's own vector on the English path (computed on the way to the joint one:
+        no second pass), the joint vector on the multilingual path (the two may differ in size)."""
         paths = self.text_paths(texts, path)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        check: list[np.ndarray] = [out[i] for i in range(len(texts))]
         english = [i for i, p in enumerate(paths) if p == ENGLISH]
         other = [i for i, p in enumerate(paths) if p == MULTILINGUAL]
-        if english and self.text_onnx is not None:
-            out[english] = self.text_onnx([texts[i] for i in english])
-        elif english:
-            out[english] = self.torch_text_vectors([texts[i] for i in english])
+        if english:
+            chunk = [texts[i] for i in english]
+            joint, tower = (self.text_onnx.with_tower(chunk) if self.text_onnx is not None
+                            else self.torch_text_vectors_with_tower(chunk))
+            out[english] = joint
+            for row, i in enumerate(english):
+                check[i] = tower[row]
         if other:
             assert self.text_map is not None and self.multilingual_tower is not None
             out[other] = self.text_map(self.multilingual_tower.encode([texts[i] for i in other]))
-        return out, paths
+        return out, check, paths
 
-    @torch.inference_mode()
     def torch_text_vectors(self, texts: list[str]) -> np.ndarray:
         """The English path in eager torch (also the reference the ONNX path is checked against)."""
+        return self.torch_text_vectors_with_tower(texts)[0]
+
+    @torch.inference_mode()
+    def torch_text_vectors_with_tower(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(joint vectors, the tower's own unit vectors) of English texts in eager torch."""
         features = self.text_tower.encode(texts).to(self.device)
-        return self.model.embed_text(features).float().cpu().numpy()
+        return (self.model.embed_text(features).float().cpu().numpy(),
+                features.float().cpu().numpy())
 
     @torch.inference_mode()
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:

@@ -1,7 +1,9 @@
 """The English text path on ONNX Runtime: MiniLM, mean pooling and the artifact's text head.
 
 One ONNX graph takes token ids and the attention mask and returns the joint-space unit vectors
-(MiniLM -> masked mean -> L2 -> text head -> L2), so a query costs one session run instead of
+(MiniLM -> masked mean -> L2 -> text head -> L2) and, as a second output, the tower's own unit
+vectors before the head (what the semantic child check compares: the graph computes them anyway,
+so asking for both costs one session run), so a query costs one session run instead of
 sentence-transformers' Python pipeline and eager torch. The tokenizer is the Rust `tokenizers`
 one, loaded from the same `tokenizer.json`, truncating at the tower's max_seq_length as
 sentence-transformers does.
@@ -40,11 +42,12 @@ class _JointText(torch.nn.Module):
         self.transformer = transformer
         self.head = head
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask)[0]
         mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-        pooled = (tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return self.head.embed_text(F.normalize(pooled, dim=-1))
+        pooled = F.normalize((tokens * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+        return self.head.embed_text(pooled), pooled
 
 
 def _export(transformer: torch.nn.Module, head: Any) -> bytes:
@@ -55,9 +58,9 @@ def _export(transformer: torch.nn.Module, head: Any) -> bytes:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module, example, buffer, input_names=["input_ids", "attention_mask"],
-            output_names=["vectors"], opset_version=17, dynamo=False,
+            output_names=["vectors", "tower"], opset_version=17, dynamo=False,
             dynamic_axes={"input_ids": {0: "n", 1: "tokens"}, "attention_mask": {0: "n", 1: "tokens"},
-                          "vectors": {0: "n"}},
+                          "vectors": {0: "n"}, "tower": {0: "n"}},
         )
     return buffer.getvalue()
 
@@ -99,6 +102,7 @@ class OnnxTextSession:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1] or head.config.dim)
+        self.dims = {"vectors": self.dim, "tower": int(self.session.get_outputs()[1].shape[-1] or tower.dim)}
 
     def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids, attention_mask) [n, longest], padded with 0 (BERT's [PAD])."""
@@ -113,13 +117,23 @@ class OnnxTextSession:
 
     def __call__(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Joint-space unit vectors [n, dim] of English texts."""
+        return self.run(texts, ["vectors"], batch_size)[0]
+
+    def with_tower(self, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """(joint-space unit vectors, the tower's own unit vectors) of English texts, one run."""
+        joint, tower = self.run(texts, ["vectors", "tower"], batch_size)
+        return joint, tower
+
+    def run(self, texts: list[str], outputs: list[str], batch_size: int = 64) -> list[np.ndarray]:
+        """The named graph outputs ("vectors", "tower"), each [n, dim] float32."""
         if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            return [np.zeros((0, self.dims[name]), dtype=np.float32) for name in outputs]
         parts = []
         for start in range(0, len(texts), batch_size):
             ids, mask = self.tokenize(texts[start:start + batch_size])
-            parts.append(self.session.run(["vectors"], {"input_ids": ids, "attention_mask": mask})[0])
-        return np.concatenate(parts).astype(np.float32, copy=False)
+            parts.append(self.session.run(outputs, {"input_ids": ids, "attention_mask": mask}))
+        return [np.concatenate([p[k] for p in parts]).astype(np.float32, copy=False)
+                for k in range(len(outputs))]
 
 
 __all__ = ["TEXT_BACKENDS", "TEXT_PRECISIONS", "OnnxTextSession"]

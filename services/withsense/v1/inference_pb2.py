@@ -24,37 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cwithsense/v1/inference.proto\x12\x0cwithsense.v1\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"G\n\x10\x45mbedTextRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12$\n\x04path\x18\x02 \x01(\x0e\x32\x16.withsense.v1.TextPath\"\x8c\x01\n\x11\x45mbedTextResponse\x12%\n\x07vectors\x18\x01 \x03(\x0b\x32\x14.withsense.v1.Vector\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12%\n\x05paths\x18\x04 \x03(\x0e\x32\x16.withsense.v1.TextPath\"$\n\x12\x45mbedImagesRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\"\xa4\x01\n\x13\x45mbedImagesResponse\x12%\n\x07vectors\x18\x01 \x03(\x0b\x32\x14.withsense.v1.Vector\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12\x1b\n\x13minor_probabilities\x18\x04 \x03(\x02\x12\x1e\n\x16minor_detector_version\x18\x05 \x01(\t\"[\n\nScoreQuery\x12#\n\x05query\x18\x01 \x01(\x0b\x32\x14.withsense.v1.Vector\x12(\n\ncandidates\x18\x02 \x03(\x0b\x32\x14.withsense.v1.Vector\"9\n\x0cScoreRequest\x12)\n\x07queries\x18\x01 \x03(\x0b\x32\x18.withsense.v1.ScoreQuery\"$\n\x0bScoreResult\x12\x15\n\rprobabilities\x18\x01 \x03(\x02\"w\n\rScoreResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.withsense.v1.ScoreResult\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x12\n\nbatch_size\x18\x04 \x01(\r\"\x15\n\x13GetModelInfoRequest\"\xba\x06\n\x14GetModelInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x13\n\x0bimage_tower\x18\x03 \x01(\t\x12\x12\n\ntext_tower\x18\x04 \x01(\t\x12\r\n\x05scale\x18\x05 \x01(\x02\x12\x0c\n\x04\x62ias\x18\x06 \x01(\x02\x12\x11\n\tzero_shot\x18\x07 \x01(\x08\x12\x14\n\x0c\x61rtifact_dir\x18\x08 \x01(\t\x12\x15\n\rscore_backend\x18\t \x01(\t\x12\x17\n\x0fmodel_card_json\x18\n \x01(\t\x12\x11\n\tmax_texts\x18\x0b \x01(\r\x12\x16\n\x0emax_text_chars\x18\x0c \x01(\r\x12\x12\n\nmax_images\x18\r \x01(\r\x12\x17\n\x0fmax_image_bytes\x18\x0e \x01(\x04\x12\x18\n\x10max_image_pixels\x18\x0f \x01(\x04\x12\x19\n\x11max_score_queries\x18\x10 \x01(\r\x12\x1c\n\x14max_score_candidates\x18\x11 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x12 \x01(\x04\x12\x12\n\nimage_size\x18\x13 \x01(\r\x12\x15\n\rimage_backend\x18\x14 \x01(\t\x12\x14\n\x0cload_seconds\x18\x15 \x01(\x02\x12%\n\x18semantic_child_threshold\x18\x16 \x01(\x02H\x00\x88\x01\x01\x12\x13\n\x0b\x66usion_json\x18\x17 \x01(\t\x12\x14\n\x0cmultilingual\x18\x18 \x01(\x08\x12\x1f\n\x17multilingual_text_tower\x18\x19 \x01(\t\x12\x32\n%multilingual_semantic_child_threshold\x18\x1a \x01(\x02H\x01\x88\x01\x01\x12\x1e\n\x16minor_detector_version\x18\x1b \x01(\t\x12\x1c\n\x0fminor_threshold\x18\x1c \x01(\x02H\x02\x88\x01\x01\x12\x18\n\x10minor_curve_json\x18\x1d \x01(\tB\x1b\n\x19_semantic_child_thresholdB(\n&_multilingual_semantic_child_thresholdB\x12\n\x10_minor_threshold*Q\n\x08TextPath\x12\x12\n\x0eTEXT_PATH_AUTO\x10\x00\x12\x15\n\x11TEXT_PATH_ENGLISH\x10\x01\x12\x1a\n\x16TEXT_PATH_MULTILINGUAL\x10\x02\x32\xcd\x02\n\x10InferenceService\x12L\n\tEmbedText\x12\x1e.withsense.v1.EmbedTextRequest\x1a\x1f.withsense.v1.EmbedTextResponse\x12R\n\x0b\x45mbedImages\x12 .withsense.v1.EmbedImagesRequest\x1a!.withsense.v1.EmbedImagesResponse\x12@\n\x05Score\x12\x1a.withsense.v1.ScoreRequest\x1a\x1b.withsense.v1.ScoreResponse\x12U\n\x0cGetModelInfo\x12!.withsense.v1.GetModelInfoRequest\x1a\".withsense.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cwithsense/v1/inference.proto\x12\x0cwithsense.v1\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"^\n\x10\x45mbedTextRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12$\n\x04path\x18\x02 \x01(\x0e\x32\x16.withsense.v1.TextPath\x12\x15\n\rcheck_vectors\x18\x03 \x01(\x08\"\xb9\x01\n\x11\x45mbedTextResponse\x12%\n\x07vectors\x18\x01 \x03(\x0b\x32\x14.withsense.v1.Vector\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12%\n\x05paths\x18\x04 \x03(\x0e\x32\x16.withsense.v1.TextPath\x12+\n\rcheck_vectors\x18\x05 \x03(\x0b\x32\x14.withsense.v1.Vector\"$\n\x12\x45mbedImagesRequest\x12\x0e\n\x06images\x18\x01 \x03(\x0c\"\xa4\x01\n\x13\x45mbedImagesResponse\x12%\n\x07vectors\x18\x01 \x03(\x0b\x32\x14.withsense.v1.Vector\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x12\n\nbatch_size\x18\x03 \x01(\r\x12\x1b\n\x13minor_probabilities\x18\x04 \x03(\x02\x12\x1e\n\x16minor_detector_version\x18\x05 \x01(\t\"[\n\nScoreQuery\x12#\n\x05query\x18\x01 \x01(\x0b\x32\x14.withsense.v1.Vector\x12(\n\ncandidates\x18\x02 \x03(\x0b\x32\x14.withsense.v1.Vector\"9\n\x0cScoreRequest\x12)\n\x07queries\x18\x01 \x03(\x0b\x32\x18.withsense.v1.ScoreQuery\"$\n\x0bScoreResult\x12\x15\n\rprobabilities\x18\x01 \x03(\x02\"w\n\rScoreResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.withsense.v1.ScoreResult\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x12\n\nbatch_size\x18\x04 \x01(\r\"\x15\n\x13GetModelInfoRequest\"\xba\x06\n\x14GetModelInfoResponse\x12\x15\n\rmodel_version\x18\x01 \x01(\t\x12\x0b\n\x03\x64im\x18\x02 \x01(\r\x12\x13\n\x0bimage_tower\x18\x03 \x01(\t\x12\x12\n\ntext_tower\x18\x04 \x01(\t\x12\r\n\x05scale\x18\x05 \x01(\x02\x12\x0c\n\x04\x62ias\x18\x06 \x01(\x02\x12\x11\n\tzero_shot\x18\x07 \x01(\x08\x12\x14\n\x0c\x61rtifact_dir\x18\x08 \x01(\t\x12\x15\n\rscore_backend\x18\t \x01(\t\x12\x17\n\x0fmodel_card_json\x18\n \x01(\t\x12\x11\n\tmax_texts\x18\x0b \x01(\r\x12\x16\n\x0emax_text_chars\x18\x0c \x01(\r\x12\x12\n\nmax_images\x18\r \x01(\r\x12\x17\n\x0fmax_image_bytes\x18\x0e \x01(\x04\x12\x18\n\x10max_image_pixels\x18\x0f \x01(\x04\x12\x19\n\x11max_score_queries\x18\x10 \x01(\r\x12\x1c\n\x14max_score_candidates\x18\x11 \x01(\r\x12\x19\n\x11max_message_bytes\x18\x12 \x01(\x04\x12\x12\n\nimage_size\x18\x13 \x01(\r\x12\x15\n\rimage_backend\x18\x14 \x01(\t\x12\x14\n\x0cload_seconds\x18\x15 \x01(\x02\x12%\n\x18semantic_child_threshold\x18\x16 \x01(\x02H\x00\x88\x01\x01\x12\x13\n\x0b\x66usion_json\x18\x17 \x01(\t\x12\x14\n\x0cmultilingual\x18\x18 \x01(\x08\x12\x1f\n\x17multilingual_text_tower\x18\x19 \x01(\t\x12\x32\n%multilingual_semantic_child_threshold\x18\x1a \x01(\x02H\x01\x88\x01\x01\x12\x1e\n\x16minor_detector_version\x18\x1b \x01(\t\x12\x1c\n\x0fminor_threshold\x18\x1c \x01(\x02H\x02\x88\x01\x01\x12\x18\n\x10minor_curve_json\x18\x1d \x01(\tB\x1b\n\x19_semantic_child_thresholdB(\n&_multilingual_semantic_child_thresholdB\x12\n\x10_minor_threshold*Q\n\x08TextPath\x12\x12\n\x0eTEXT_PATH_AUTO\x10\x00\x12\x15\n\x11TEXT_PATH_ENGLISH\x10\x01\x12\x1a\n\x16TEXT_PATH_MULTILINGUAL\x10\x02\x32\xcd\x02\n\x10InferenceService\x12L\n\tEmbedText\x12\x1e.withsense.v1.EmbedTextRequest\x1a\x1f.withsense.v1.EmbedTextResponse\x12R\n\x0b\x45mbedImages\x12 .withsense.v1.EmbedImagesRequest\x1a!.withsense.v1.EmbedImagesResponse\x12@\n\x05Score\x12\x1a.withsense.v1.ScoreRequest\x1a\x1b.withsense.v1.ScoreResponse\x12U\n\x0cGetModelInfo\x12!.withsense.v1.GetModelInfoRequest\x1a\".withsense.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'withsense.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TEXTPATH']._serialized_start=1656
-  _globals['_TEXTPATH']._serialized_end=1737
+  _globals['_TEXTPATH']._serialized_start=1724
+  _globals['_TEXTPATH']._serialized_end=1805
   _globals['_VECTOR']._serialized_start=46
   _globals['_VECTOR']._serialized_end=70
   _globals['_EMBEDTEXTREQUEST']._serialized_start=72
-  _globals['_EMBEDTEXTREQUEST']._serialized_end=143
-  _globals['_EMBEDTEXTRESPONSE']._serialized_start=146
-  _globals['_EMBEDTEXTRESPONSE']._serialized_end=286
-  _globals['_EMBEDIMAGESREQUEST']._serialized_start=288
-  _globals['_EMBEDIMAGESREQUEST']._serialized_end=324
-  _globals['_EMBEDIMAGESRESPONSE']._serialized_start=327
-  _globals['_EMBEDIMAGESRESPONSE']._serialized_end=491
-  _globals['_SCOREQUERY']._serialized_start=493
-  _globals['_SCOREQUERY']._serialized_end=584
-  _globals['_SCOREREQUEST']._serialized_start=586
-  _globals['_SCOREREQUEST']._serialized_end=643
-  _globals['_SCORERESULT']._serialized_start=645
-  _globals['_SCORERESULT']._serialized_end=681
-  _globals['_SCORERESPONSE']._serialized_start=683
-  _globals['_SCORERESPONSE']._serialized_end=802
-  _globals['_GETMODELINFOREQUEST']._serialized_start=804
-  _globals['_GETMODELINFOREQUEST']._serialized_end=825
-  _globals['_GETMODELINFORESPONSE']._serialized_start=828
-  _globals['_GETMODELINFORESPONSE']._serialized_end=1654
-  _globals['_INFERENCESERVICE']._serialized_start=1740
-  _globals['_INFERENCESERVICE']._serialized_end=2073
+  _globals['_EMBEDTEXTREQUEST']._serialized_end=166
+  _globals['_EMBEDTEXTRESPONSE']._serialized_start=169
+  _globals['_EMBEDTEXTRESPONSE']._serialized_end=354
+  _globals['_EMBEDIMAGESREQUEST']._serialized_start=356
+  _globals['_EMBEDIMAGESREQUEST']._serialized_end=392
+  _globals['_EMBEDIMAGESRESPONSE']._serialized_start=395
+  _globals['_EMBEDIMAGESRESPONSE']._serialized_end=559
+  _globals['_SCOREQUERY']._serialized_start=561
+  _globals['_SCOREQUERY']._serialized_end=652
+  _globals['_SCOREREQUEST']._serialized_start=654
+  _globals['_SCOREREQUEST']._serialized_end=711
+  _globals['_SCORERESULT']._serialized_start=713
+  _globals['_SCORERESULT']._serialized_end=749
+  _globals['_SCORERESPONSE']._serialized_start=751
+  _globals['_SCORERESPONSE']._serialized_end=870
+  _globals['_GETMODELINFOREQUEST']._serialized_start=872
+  _globals['_GETMODELINFOREQUEST']._serialized_end=893
+  _globals['_GETMODELINFORESPONSE']._serialized_start=896
+  _globals['_GETMODELINFORESPONSE']._serialized_end=1722
+  _globals['_INFERENCESERVICE']._serialized_start=1808
+  _globals['_INFERENCESERVICE']._serialized_end=2141
 # @@protoc_insertion_point(module_scope)

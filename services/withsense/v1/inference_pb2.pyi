@@ -23,24 +23,28 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedTextRequest(_message.Message):
-    __slots__ = ("texts", "path")
+    __slots__ = ("texts", "path", "check_vectors")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    CHECK_VECTORS_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     path: TextPath
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., path: _Optional[_Union[TextPath, str]] = ...) -> None: ...
+    check_vectors: bool
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., path: _Optional[_Union[TextPath, str]] = ..., check_vectors: _Optional[bool] = ...) -> None: ...
 
 class EmbedTextResponse(_message.Message):
-    __slots__ = ("vectors", "model_version", "batch_size", "paths")
+    __slots__ = ("vectors", "model_version", "batch_size", "paths", "check_vectors")
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     PATHS_FIELD_NUMBER: _ClassVar[int]
+    CHECK_VECTORS_FIELD_NUMBER: _ClassVar[int]
     vectors: _containers.RepeatedCompositeFieldContainer[Vector]
     model_version: str
     batch_size: int
     paths: _containers.RepeatedScalarFieldContainer[TextPath]
-    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., model_version: _Optional[str] = ..., batch_size: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[TextPath, str]]] = ...) -> None: ...
+    check_vectors: _containers.RepeatedCompositeFieldContainer[Vector]
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., model_version: _Optional[str] = ..., batch_size: _Optional[int] = ..., paths: _Optional[_Iterable[_Union[TextPath, str]]] = ..., check_vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ...) -> None: ...
 
 class EmbedImagesRequest(_message.Message):
     __slots__ = ("images",)

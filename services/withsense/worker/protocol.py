@@ -86,10 +86,12 @@ def parse_texts(texts: Sequence[str], settings: WorkerSettings) -> list[str]:
 
 @dataclass(frozen=True)
 class TextInputs:
-    """Texts of one EmbedText request and the path they are to take (None: by script)."""
+    """Texts of one EmbedText request, the path they are to take (None: by script) and whether
+    the reply carries their check vectors."""
 
     texts: list[str]
     path: str | None = None
+    check_vectors: bool = False
 
 
 def parse_embed_text(request: pb.EmbedTextRequest, settings: WorkerSettings, *,
@@ -103,7 +105,7 @@ def parse_embed_text(request: pb.EmbedTextRequest, settings: WorkerSettings, *,
             "path", "path TEXT_PATH_MULTILINGUAL: this worker's model has no multilingual text "
             "path (its artifact has no multilingual map)"
         )
-    return TextInputs(texts, path)
+    return TextInputs(texts, path, bool(request.check_vectors))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from withsense.compliance.semantic import tower_threshold
 from withsense.config.model import ModelSettings
 from withsense.config.worker import WorkerSettings
 from withsense.model.language import PATH_TO_WIRE
@@ -52,6 +53,10 @@ def load_runtime(settings: WorkerSettings, model_settings: ModelSettings | None 
                         text_threads=settings.text_threads)
 
 
+# One EmbedText request's answer: joint vectors, check vectors, the path of each text.
+TextResult = tuple[np.ndarray, list[np.ndarray], list[str]]
+
+
 def _vectors(array: np.ndarray) -> list[pb.Vector]:
     return [pb.Vector(values=row) for row in array.tolist()]
 
@@ -68,7 +73,7 @@ class WorkerServing:
             settings.decode_threads, thread_name_prefix="withsense-decode"
         )
         self._draft_size: int | None = None
-        self._text: DynamicBatcher[protocol.TextInputs, tuple[np.ndarray, list[str]]] | None = None
+        self._text: DynamicBatcher[protocol.TextInputs, TextResult] | None = None
         self._image: DynamicBatcher[torch.Tensor, ImageResult] | None = None
         self._score: DynamicBatcher[ScoreInputs, np.ndarray] | None = None
 
@@ -141,18 +146,19 @@ class WorkerServing:
 
     # -- model-thread functions (one batch each) --------------------------------------------
 
-    def _run_texts(self, payloads: list[protocol.TextInputs]) -> list[tuple[np.ndarray, list[str]]]:
-        """One batch of texts; requests that ask for the same path share one model call."""
+    def _run_texts(self, payloads: list[protocol.TextInputs]) -> list[TextResult]:
+        """One batch of texts; requests that ask for the same path share one model call (the
+        check vectors come with it at no extra pass)."""
         runtime = self.require_runtime()
-        results: dict[int, tuple[np.ndarray, list[str]]] = {}
+        results: dict[int, TextResult] = {}
         for path in dict.fromkeys(p.path for p in payloads):
             members = [i for i, p in enumerate(payloads) if p.path == path]
             flat = [text for i in members for text in payloads[i].texts]
-            vectors, paths = runtime.embed_texts_routed(flat, path)
+            vectors, check, paths = runtime.embed_texts_checked(flat, path)
             start = 0
             for i in members:
                 end = start + len(payloads[i].texts)
-                results[i] = (vectors[start:end], list(paths[start:end]))
+                results[i] = (vectors[start:end], check[start:end], list(paths[start:end]))
                 start = end
         return [results[i] for i in range(len(payloads))]
 
@@ -193,10 +199,12 @@ class WorkerServing:
         inputs = protocol.parse_embed_text(request, self.settings, multilingual=runtime.multilingual)
         assert self._text is not None
         result = await self._text.submit(inputs, len(inputs.texts))
-        vectors, paths = result.value
+        vectors, check, paths = result.value
         return pb.EmbedTextResponse(
             vectors=_vectors(vectors), model_version=runtime.version,
             batch_size=result.batch_size, paths=[PATH_TO_WIRE[p] for p in paths],
+            check_vectors=[pb.Vector(values=row.tolist()) for row in check]
+            if inputs.check_vectors else [],
         )
 
     async def embed_images(self, request: pb.EmbedImagesRequest) -> pb.EmbedImagesResponse:
@@ -279,7 +287,7 @@ class WorkerServing:
             image_size=runtime.image_tower.image_size,
             image_backend=runtime.image_tower.backend,
             load_seconds=float(getattr(runtime, "load_seconds", 0.0)),
-            semantic_child_threshold=config.get("semantic_child_threshold"),
+            semantic_child_threshold=tower_threshold(config),
             fusion_json=_fusion_json(runtime),
             multilingual=runtime.multilingual,
             multilingual_text_tower=str(multilingual.get("tower", {}).get("name", "")),
