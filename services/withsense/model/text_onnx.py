@@ -102,24 +102,33 @@ class OnnxTextSession:
 
     def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids, attention_mask) [n, longest], padded with 0 (BERT's [PAD])."""
-        encodings = self.tokenizer.encode_batch(texts)
-        longest = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), longest), dtype=np.int64)
-        mask = np.zeros((len(texts), longest), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, :len(encoding.ids)] = encoding.ids
-            mask[row, :len(encoding.ids)] = 1
-        return ids, mask
+        return _padded(self.tokenizer.encode_batch(texts))
 
     def __call__(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Joint-space unit vectors [n, dim] of English texts."""
+        """Joint-space unit vectors [n, dim] of English texts. The texts run in batches of
+        similar length (sorted by token count), so a batch is padded to little more than its own
+        texts: a photo's descriptions vary 2-3x in length (docs/benchmarks.md, Indexing)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = []
+        encodings = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
-            ids, mask = self.tokenize(texts[start:start + batch_size])
-            parts.append(self.session.run(["vectors"], {"input_ids": ids, "attention_mask": mask})[0])
-        return np.concatenate(parts).astype(np.float32, copy=False)
+            rows = order[start:start + batch_size]
+            ids, mask = _padded([encodings[i] for i in rows])
+            out[rows] = self.session.run(["vectors"], {"input_ids": ids, "attention_mask": mask})[0]
+        return out
+
+
+def _padded(encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) [n, longest] of tokenizer encodings, padded with 0."""
+    longest = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), longest), dtype=np.int64)
+    mask = np.zeros((len(encodings), longest), dtype=np.int64)
+    for row, encoding in enumerate(encodings):
+        ids[row, :len(encoding.ids)] = encoding.ids
+        mask[row, :len(encoding.ids)] = 1
+    return ids, mask
 
 
 __all__ = ["TEXT_BACKENDS", "TEXT_PRECISIONS", "OnnxTextSession"]
