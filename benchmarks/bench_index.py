@@ -204,7 +204,7 @@ def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -
     from withsense.thumbnails import make_thumbnail
     from withsense.v1 import search_pb2 as pb
     from withsense.worker import protocol
-    from withsense.worker.serving import load_runtime
+    from withsense.worker.serving import image_backend_name, load_runtime
 
     paths = sorted(folder.iterdir())[:count]
     texts = read_descriptions(descriptions) if descriptions else {}
@@ -235,7 +235,7 @@ def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -
     passes = 2 if getattr(runtime.model.config, "tta", "none") == "flip" else 1
     timed(f"worker: tower forward, batch {batch}, one pass",
           lambda: [tower.features_from_pixels(c) for c in chunks],
-          note=f"{tower.timm_name} at {tower.image_size} px, {tower.backend}, "
+          note=f"{tower.timm_name} at {tower.image_size} px, {image_backend_name(tower)}, "
                f"{torch.get_num_threads()} threads; the model's TTA needs {passes} per photo")
     embedded = timed("worker: tower + heads + minor detector", lambda: [
         runtime.embed_pixels_with_minor(c) for c in chunks])
