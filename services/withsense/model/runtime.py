@@ -127,7 +127,7 @@ class ModelRuntime:
         self, model_dir: Path | None = None, *, device: str | None = None,
         image_backend: str = DEFAULT_IMAGE_BACKEND, multilingual_threads: int = 1,
         text_backend: str = "torch", text_precision: str = "fp32", text_threads: int = 1,
-        image_precision: str = "auto",
+        image_precision: str = "auto", image_threads: int = 0,
     ) -> None:
         """image_backend: "torch" (eager), "onnx" (ONNX Runtime, CPU only) or "auto" (ONNX
         Runtime on the CPU when installed, else torch; always torch on CUDA).
@@ -136,7 +136,8 @@ class ModelRuntime:
         reference), "onnx" or "auto", as image_backend; text_precision "fp32" or "int8" and
         text_threads (intra-op threads) apply to ONNX Runtime (see ``text_onnx``).
         image_precision: the image tower on ONNX Runtime in "fp32" or "int8" (the artifact's
-        calibration table), or "auto": the variant the artifact's heads were trained on."""
+        calibration table), or "auto": the variant the artifact's heads were trained on;
+        image_threads: its intra-op threads (0: torch's count)."""
         started = time.perf_counter()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type != "cpu" and image_backend == "auto":
@@ -145,13 +146,15 @@ class ModelRuntime:
         self.text_tower = TextTower()
         if artifact_dir is None:
             log.warning("no trained model artifact shipped or configured: serving the zero-shot model")
-            self.image_tower = image_tower_from_config(model_config()["image_tower"], backend=image_backend)
+            self.image_tower = image_tower_from_config(model_config()["image_tower"], backend=image_backend,
+                                                       onnx_threads=image_threads)
             self.artifact = zero_shot_artifact(image_tower=self.image_tower, text_tower=self.text_tower)
         else:
             self.artifact = load_artifact(artifact_dir)
             table = image_int8_table(artifact_dir, self.artifact.config, image_precision)
             self.image_tower = image_tower_from_config(self.artifact.config["image_tower"],
-                                                       backend=image_backend, int8_table=table)
+                                                       backend=image_backend, int8_table=table,
+                                                       onnx_threads=image_threads)
         self.text_map: TextMap | None = None
         self.multilingual_tower: MultilingualTower | None = None
         if artifact_dir is not None:

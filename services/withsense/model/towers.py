@@ -226,6 +226,7 @@ class ImageTower:
     def __init__(
         self, timm_name: str, package: str, *, channels_last: bool = True, backend: str = "torch",
         companions: tuple[tuple[str, str], ...] = (), int8_table: dict[str, Any] | None = None,
+        onnx_threads: int = 0,
     ) -> None:
         import timm.data
 
@@ -251,6 +252,7 @@ class ImageTower:
         self.backend = "torch"
         # With a calibration table, the ONNX Runtime path runs the int8 graph (image_int8).
         self.int8_table = int8_table
+        self.onnx_threads = onnx_threads  # ONNX Runtime intra-op threads; 0: torch's count
         self._set_backend(backend)
 
     def _set_backend(self, backend: str) -> None:
@@ -269,7 +271,8 @@ class ImageTower:
                         "differ from the int8 ones the model's heads may expect", self.backend)
 
     def _onnx_session(self) -> OnnxImageSession:
-        return OnnxImageSession(self.networks, self.image_size, int8_table=self.int8_table)
+        return OnnxImageSession(self.networks, self.image_size, int8_table=self.int8_table,
+                                threads=self.onnx_threads or None)
 
     @property
     def precision(self) -> str:
@@ -362,10 +365,12 @@ class ImageTower:
 
 
 def image_tower_from_config(image_config: dict[str, Any], *, backend: str = "torch",
-                            int8_table: dict[str, Any] | None = None) -> ImageTower:
+                            int8_table: dict[str, Any] | None = None,
+                            onnx_threads: int = 0) -> ImageTower:
     """The image tower an artifact's or model config's ``image_tower`` section describes."""
     return ImageTower(image_config["timm_name"], image_config["package"], backend=backend,
-                      companions=companion_specs(image_config), int8_table=int8_table)
+                      companions=companion_specs(image_config), int8_table=int8_table,
+                      onnx_threads=onnx_threads)
 
 
 class TextTower:

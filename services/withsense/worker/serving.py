@@ -50,7 +50,8 @@ def load_runtime(settings: WorkerSettings, model_settings: ModelSettings | None 
                         multilingual_threads=model_settings.multilingual_threads,
                         text_backend=settings.text_backend, text_precision=settings.text_precision,
                         text_threads=settings.text_threads,
-                        image_precision=settings.image_precision)
+                        image_precision=settings.image_precision,
+                        image_threads=settings.image_threads)
 
 
 def _vectors(array: np.ndarray) -> list[pb.Vector]:
