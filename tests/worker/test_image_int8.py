@@ -108,6 +108,11 @@ def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, tab
     with caplog.at_level(logging.WARNING):
         assert image_int8_table(tmp_path, int8_config, "fp32") is None
     assert "MODEL MISMATCH" in caplog.text
+    caplog.clear()
+    other_recipe = {**int8_config, CONFIG_KEY: {**int8_config[CONFIG_KEY], "recipe": {"fp32_nodes": []}}}
+    with caplog.at_level(logging.WARNING):
+        assert image_int8_table(tmp_path, other_recipe, "auto") == table
+    assert "another recipe" in caplog.text
     with pytest.raises(ValueError, match="unknown image precision"):
         image_int8_table(tmp_path, int8_config, "int4")
     (tmp_path / CALIBRATION_FILE).write_text("{not json")

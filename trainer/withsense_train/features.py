@@ -5,8 +5,8 @@ Layout under the cache folder (default ``$WITHSENSE_DATA_DIR/cache``)::
     image/<timm name>-<weights sha256[:16]>/<variant>/<file sha256[:2]>/<file sha256>.npy
     image/<companion>-<sha256[:16]>@<timm name>-pixels/<variant>/...  (an ensemble's other network
                                                                    on the first one's pixels)
-    image/<timm name>-<sha256[:16]>/int8-<table sha256[:16]>/<variant>/...  (the int8 tower:
-                                                                   its calibration table names it)
+    image/<timm name>-<sha256[:16]>/int8-<table + recipe sha256[:16]>/<variant>/...  (the int8
+                                                                   tower: its table and recipe)
     image/<timm name>-<sha256[:16]>/int8-calibration/<photos and recipe sha256[:24]>.json
     text/minilm-<weights sha256[:16]>/<text sha256[:2]>/<text sha256>.npy
 
@@ -46,7 +46,7 @@ from withsense.model.image_int8 import (
     SIGNIFICANT_DIGITS,
     Int8Error,
     calibrate,
-    table_sha256,
+    graph_key,
 )
 from withsense.model.runtime import image_features, pixel_features
 from withsense.model.towers import (
@@ -144,11 +144,14 @@ class FeatureCache:
         """The tower whose features this cache holds: the eager one, or the int8 graph."""
         if self.image_precision == "fp32":
             return self.image_tower
+        if self._int8_tower is None:
+            self._int8_tower = self.image_tower.with_backend("onnx", self._table())
+        return self._int8_tower
+
+    def _table(self) -> dict[str, Any]:
         if self.int8_table is None:
             raise Int8Error("int8 features need a calibration table: call calibrate_int8 first")
-        if self._int8_tower is None:
-            self._int8_tower = self.image_tower.with_backend("onnx", self.int8_table)
-        return self._int8_tower
+        return self.int8_table
 
     def calibrate_int8(self, paths: Sequence[Path], seed: int = 0) -> dict[str, Any]:
         """The int8 calibration table of INT8_CALIBRATION_PHOTOS of these photos (a seeded sample,
@@ -215,10 +218,7 @@ class FeatureCache:
         if network == 0:
             folder = f"{self.timm_name}-{self.image_sha[:16]}"
             if self.image_precision == "int8":
-                table = self.int8_table
-                if table is None:
-                    raise Int8Error("int8 features need a calibration table: call calibrate_int8 first")
-                folder = f"{folder}/int8-{table_sha256(table)[:16]}"
+                folder = f"{folder}/int8-{graph_key(self._table())[:16]}"
         else:
             name = self.companions[network - 1][0]
             folder = f"{name}-{self.companion_shas[network - 1][:16]}@{self.timm_name}-pixels"

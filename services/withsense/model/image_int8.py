@@ -29,7 +29,7 @@ import numpy as np
 from withsense.model.catalog import IMAGE_PRECISIONS
 
 __all__ = ["IMAGE_PRECISIONS", "CALIBRATION_FILE", "CONFIG_KEY", "RECIPE", "Int8Error", "calibrate",
-           "quantize", "table_sha256", "read_table", "trained_on", "artifact_table"]
+           "quantize", "table_sha256", "graph_key", "read_table", "trained_on", "artifact_table"]
 CALIBRATION_FILE = "image_int8_calibration.json"
 # Config key of the artifact: which tower variant the heads were trained on, and the table.
 CONFIG_KEY = "image_precision"
@@ -104,8 +104,13 @@ def calibrate(fp32_graph: bytes, batches: Iterable[np.ndarray]) -> dict[str, Any
 
 
 def table_sha256(table: dict[str, Any]) -> str:
-    """Content hash of a table (the trainer's feature-cache key and the artifact's record)."""
+    """Content hash of a table (the artifact's record)."""
     return hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
+
+
+def graph_key(table: dict[str, Any]) -> str:
+    """Names the int8 graph a table makes with this RECIPE (the trainer's feature-cache key)."""
+    return hashlib.sha256(json.dumps({"table": table, "recipe": RECIPE}, sort_keys=True).encode()).hexdigest()
 
 
 def quantize(fp32_graph: bytes, table: dict[str, Any], fp32_nodes: tuple[str, ...] = FP32_NODES) -> bytes:

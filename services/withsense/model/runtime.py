@@ -22,7 +22,14 @@ from withsense.model.catalog import DEFAULT_IMAGE_BACKEND, DEFAULT_MODEL, TTA_MO
 from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
 from withsense.model.fusion import FUSION_FILE, FusionModel, load_fusion
-from withsense.model.image_int8 import IMAGE_PRECISIONS, Int8Error, artifact_table, trained_on
+from withsense.model.image_int8 import (
+    CONFIG_KEY,
+    IMAGE_PRECISIONS,
+    RECIPE,
+    Int8Error,
+    artifact_table,
+    trained_on,
+)
 from withsense.model.language import ENGLISH, MULTILINGUAL, TEXT_PATHS, TextPath, text_path
 from withsense.model.minor import MinorDetector, load_minor_detector
 from withsense.model.multilingual import MultilingualError, MultilingualTower, TextMap, load_map
@@ -108,6 +115,11 @@ def image_int8_table(artifact_dir: Path | None, config: dict[str, Any],
         raise Int8Error(f"int8 image tower asked for, but model {config.get('version')} ships no "
                         "int8 calibration table: train it with image_precision int8, or set "
                         "WITHSENSE_WORKER_IMAGE_PRECISION=fp32")
+    recorded = config.get(CONFIG_KEY, {}).get("recipe")
+    if recorded is not None and recorded != RECIPE:
+        log.warning("MODEL MISMATCH: the heads of %s were trained on an int8 graph of another "
+                    "recipe (%s) than this build makes (%s): retrain", config.get("version"),
+                    recorded, RECIPE)
     return table
 
 
