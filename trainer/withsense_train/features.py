@@ -162,8 +162,9 @@ class FeatureCache:
         keys = sorted({file_sha256(Path(p)) for p in paths})
         by_key = {file_sha256(Path(p)): Path(p) for p in paths}
         chosen = sorted(random.Random(seed).sample(keys, min(INT8_CALIBRATION_PHOTOS, len(keys))))
-        name = hashlib.sha256(json.dumps(
-            {"photos": chosen, "recipe": RECIPE, "digits": SIGNIFICANT_DIGITS}).encode()).hexdigest()
+        name = hashlib.sha256(json.dumps(  # what decides the ranges (not which nodes stay fp32)
+            {"photos": chosen, "calibration": RECIPE["calibration"], "digits": SIGNIFICANT_DIGITS,
+             "batch": CALIBRATION_BATCH}).encode()).hexdigest()
         path = self.root / "image" / self.image_key / "int8-calibration" / f"{name[:24]}.json"
         try:
             table = json.loads(path.read_text())
