@@ -30,6 +30,10 @@ from torch.nn import functional as F
 
 TEXT_BACKENDS = ("torch", "onnx", "auto")
 TEXT_PRECISIONS = ("fp32", "int8")
+# Texts per ONNX Runtime call, after sorting by length: the gateway sends descriptions 64 at a
+# time; 64 in one batch cost 3.97 CPU-ms a text, sorted in batches of 16 2.31, of 8 2.16
+# (benchmarks/bench_descriptions.py, docs/benchmarks.md, Indexing).
+SORTED_BATCH = 16
 
 
 class _JointText(torch.nn.Module):
@@ -104,10 +108,10 @@ class OnnxTextSession:
         """(input_ids, attention_mask) [n, longest], padded with 0 (BERT's [PAD])."""
         return _padded(self.tokenizer.encode_batch(texts))
 
-    def __call__(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """Joint-space unit vectors [n, dim] of English texts. The texts run in batches of
+    def __call__(self, texts: list[str], batch_size: int = SORTED_BATCH) -> np.ndarray:
+        """Joint-space unit vectors [n, dim] of English texts. The texts run in small batches of
         similar length (sorted by token count), so a batch is padded to little more than its own
-        texts: a photo's descriptions vary 2-3x in length (docs/benchmarks.md, Indexing)."""
+        texts: descriptions vary 2-3x in length (docs/benchmarks.md, Indexing)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(texts)
