@@ -86,8 +86,8 @@ class WorkerSettings(BaseSettings):
     image_threads: int = Field(
         default=0, ge=0, le=64,
         description="Intra-op threads of the ONNX Runtime image tower; 0: torch's thread count "
-        "(WITHSENSE_TORCH_THREADS, else all cores). One costs ~10% less CPU per pass than two on "
-        "2 cores but did not index faster there (docs/benchmarks.md, Indexing).",
+        "(WITHSENSE_TORCH_THREADS, else all cores). One costs less CPU per pass than two on 2 "
+        "cores but indexes slower (24.9 vs 29.4 photos/s; docs/benchmarks.md, Indexing).",
     )
     text_backend: Literal["auto", "onnx", "torch"] = Field(
         default="auto",
