@@ -204,7 +204,7 @@ def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -
     from withsense.thumbnails import make_thumbnail
     from withsense.v1 import search_pb2 as pb
     from withsense.worker import protocol
-    from withsense.worker.serving import load_runtime
+    from withsense.worker.serving import image_backend_name, load_runtime
 
     paths = sorted(folder.iterdir())[:count]
     texts = read_descriptions(descriptions) if descriptions else {}
@@ -235,7 +235,7 @@ def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -
     passes = 2 if getattr(runtime.model.config, "tta", "none") == "flip" else 1
     timed(f"worker: tower forward, batch {batch}, one pass",
           lambda: [tower.features_from_pixels(c) for c in chunks],
-          note=f"{tower.timm_name} at {tower.image_size} px, {tower.backend}, "
+          note=f"{tower.timm_name} at {tower.image_size} px, {image_backend_name(tower)}, "
                f"{torch.get_num_threads()} threads; the model's TTA needs {passes} per photo")
     embedded = timed("worker: tower + heads + minor detector", lambda: [
         runtime.embed_pixels_with_minor(c) for c in chunks])
@@ -246,6 +246,12 @@ def breakdown(folder: Path, descriptions: Path | None, count: int, batch: int) -
     described = timed(f"worker: description embedding ({len(flat) / len(paths):.1f} per photo)",
                       lambda: [runtime.embed_texts(flat[i:i + 64]) for i in range(0, len(flat), 64)])
     rows_of = np.concatenate(described) if flat else None  # type: ignore[arg-type]
+    session = runtime.text_onnx
+    if flat and session is not None:  # the same texts in arrival order, padded per batch (before)
+        timed(f"{BEFORE_TEXTS} (before)", lambda: [
+            session.session.run(["vectors"], dict(zip(("input_ids", "attention_mask"),
+                                                      session.tokenize(flat[i:i + 64]), strict=True)))
+            for i in range(0, len(flat), 64)], note="previous text path: batches padded to their longest")
     keywords = timed("gateway: keywords", lambda: [document_vector(ts) for ts in per_photo])
 
     def records() -> list:
@@ -332,12 +338,15 @@ def profile(root: Path, folder: Path, descriptions: Path | None, tmp: Path, rate
     return [[category, f"{100 * n / total:.1f}%"] for category, n in counts.most_common()]
 
 
+BEFORE_TEXTS = "worker: descriptions in arrival order"  # a comparison row, not a stage
+
+
 def floor_note(rows: list[list[str]]) -> str:
     """What 2 idle cores would allow, from the CPU time per photo of the breakdown's rows."""
     cpu = {row[0].split(" (")[0].split(",")[0]: float(row[2]) for row in rows}
     model = cpu["worker: tower + heads + minor detector"]
     texts = cpu["worker: description embedding"]
-    stages = sum(v for k, v in cpu.items() if k != "worker: tower forward")
+    stages = sum(v for k, v in cpu.items() if k not in ("worker: tower forward", BEFORE_TEXTS))
     cores = os.cpu_count() or 1
     return (f"CPU per photo on this machine: the photo's model work {model:.0f} ms, its "
             f"descriptions {texts:.0f} ms, every stage {stages:.0f} ms. On {cores} idle cores "

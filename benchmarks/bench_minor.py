@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode in ("soft", "exclude"):
         route(f"LR C={shipped.c}, centre+mirror mean, sqrt", x_flip, logistic_fitter(shipped.c),
               mode, 0.0)
-    background = background_features(cache.image_tower, "flip", shipped.seed)
+    background = background_features(cache.feature_tower, "flip", shipped.seed)
     negatives = detector_inputs(*background)
     route(f"shipped: LR C={shipped.c}, centre+mirror mean, sqrt, + {len(negatives)} background "
           "negatives", x_flip, with_negatives(logistic_fitter(shipped.c), negatives),

@@ -239,44 +239,16 @@ def bench_against(runtime: Any, other_dir: str, repeats: int) -> dict[str, float
 
 
 def int8_session(tower: Any, pixels: torch.Tensor) -> Callable[[], torch.Tensor]:
-    import logging
-    import tempfile
-    import warnings
+    """The worker's int8 graph (withsense.model.image_int8), calibrated on these pixels and
+    their mirror images (the trainer calibrates on 128 of the customer's photos instead)."""
+    from withsense.model.image_int8 import calibrate
+    from withsense.model.towers import OnnxImageSession, export_image_graph
 
-    import onnxruntime
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"pixels": pixels[i:i + 1].numpy()} for i in range(8)])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
-
-    root = logging.getLogger()
-    level = root.level
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        root.setLevel(logging.ERROR)  # the quantizer's advice goes to the root logger
-        fp32 = os.path.join(folder, "fp32.onnx")
-        int8 = os.path.join(folder, "int8.onnx")
-        torch.onnx.export(tower.model.eval(), (pixels[:1],), fp32, input_names=["pixels"],
-                          output_names=["logits"], dynamic_axes={"pixels": {0: "n"}},
-                          opset_version=17, dynamo=False)
-        quantize_static(fp32, int8, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.log_severity_level = 3  # no per-initializer warnings
-        session = onnxruntime.InferenceSession(int8, options, providers=["CPUExecutionProvider"])
-    root.setLevel(level)
-    array = pixels.numpy()
-    return lambda: torch.from_numpy(session.run(None, {"pixels": array})[0])
+    both = torch.cat([pixels, pixels.flip(-1)]).numpy()
+    table = calibrate(export_image_graph(tower.networks, tower.image_size),
+                      [both[i:i + 4] for i in range(0, len(both), 4)])
+    session = OnnxImageSession(tower.networks, tower.image_size, int8_table=table)
+    return lambda: session(pixels).logits
 
 
 def flops_per_image(model: torch.nn.Module, size: int) -> float:

@@ -51,6 +51,9 @@ def test_a_batch_equals_its_texts_one_by_one(onnx_runtime):
     alone = np.concatenate([session([text]) for text in ODD_TEXTS])
     assert np.abs(batch - alone).max() < 1e-5
     assert session([]).shape == (0, onnx_runtime.dim)
+    # Batches of similar length: small batches over texts of mixed lengths keep the order.
+    mixed = ODD_TEXTS * 3
+    assert np.abs(session(mixed, batch_size=4) - np.concatenate([alone] * 3)).max() < 1e-5
 
 
 def test_an_unknown_precision_or_backend_is_refused(worker_runtime):

@@ -37,7 +37,7 @@ async def test_model_info_is_complete(stub, worker, worker_runtime):
         limits.max_score_queries, limits.max_score_candidates)
     assert info.max_message_bytes == limits.max_message_mb * 2**20
     assert info.image_size == worker_runtime.image_tower.image_size
-    assert info.image_backend in ("onnx", "torch")
+    assert info.image_backend in ("onnx", "onnx-int8", "torch")
     # The artifact's fusion model, which the gateway applies to its candidates.
     assert worker_runtime.fusion is not None
     assert json.loads(info.fusion_json) == json.loads(json.dumps(worker_runtime.fusion.to_json()))

@@ -28,7 +28,7 @@ def add_to_artifact(artifact_dir: Path, data_dir: Path, cache_dir: Path | None =
     if not split.get("photos"):
         raise ValueError(f"{artifact_dir}: its model card lists no validation split")
     dataset = load_dataset(data_dir)
-    cache = cache_for_artifact(artifact.config, cache_dir, True)
+    cache = cache_for_artifact(artifact.config, cache_dir, True, artifact.path)
     prep = prepare(dataset, cache, tta=getattr(artifact.model.config, "tta", "none"),
                    prompts=artifact.config.get("concept_prompts"))
     photos = [p for p in split["photos"] if p in prep.photo_index]

@@ -41,6 +41,8 @@ _HELP = {
     "head": "head type: linear (identity init) or residual_mlp",
     "hidden": "width of the residual MLP",
     "tta": "test-time augmentation of photos: none or flip (mean with the mirror image)",
+    "image_precision": "image tower features the heads learn from: fp32, or int8 (the worker's "
+                       "quantized graph; its calibration table ships in the artifact)",
     "prompts": "ImageNet concept prompts: default (the model config's) or ensemble",
     "pooled_norm": "standardise the pooled image features",
     "dropout": "input dropout while training",

@@ -6,7 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from withsense.model.catalog import DEFAULT_MODEL, HEAD_TYPES, MODEL_NAMES, TTA_MODES, model_config
+from withsense.model.catalog import (
+    DEFAULT_MODEL,
+    HEAD_TYPES,
+    IMAGE_PRECISIONS,
+    MODEL_NAMES,
+    TTA_MODES,
+    model_config,
+)
 
 PROMPT_ENSEMBLE = [
     "a photo of a {}.", "a photo of the {}.", "a close-up photo of a {}.",
@@ -23,7 +30,7 @@ CALIBRATION_MODES = ("all", "expert", "balanced")  # see calibration.py
 CHOICES: dict[str, tuple[str, ...]] = {
     "model": MODEL_NAMES, "head": HEAD_TYPES, "tta": TTA_MODES, "prompts": PROMPT_MODES,
     "judgments": JUDGMENT_MODES, "init": INIT_MODES, "optimizer": OPTIMIZERS,
-    "calibration": CALIBRATION_MODES,
+    "calibration": CALIBRATION_MODES, "image_precision": IMAGE_PRECISIONS,
 }
 
 
@@ -36,6 +43,9 @@ class TrainConfig:
     head: str = "linear"  # linear (identity init) | residual_mlp
     hidden: int = 256  # residual_mlp width
     tta: str = "flip"  # none | flip (mean of the photo's and its mirror image's features)
+    # the image tower's features the heads learn from: fp32 | int8 (the worker's quantized graph,
+    # calibrated on the allowed photos; the table ships in the artifact, image_int8.py)
+    image_precision: str = "fp32"
     prompts: str = "default"  # concept prompts: default (the model config's) | ensemble
     pooled_sqrt: bool = True  # signed square root of the pooled features (power normalisation)
     pooled_norm: bool = True  # standardise pooled features (train-set mean and std)

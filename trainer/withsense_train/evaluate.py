@@ -34,6 +34,7 @@ import torch
 from withsense.model.artifact import load_artifact
 from withsense.model.catalog import MODEL_NAMES, model_config
 from withsense.model.fused import FusedModel
+from withsense.model.image_int8 import artifact_table, trained_on
 from withsense.model.runtime import head_config as runtime_head_config
 
 from withsense_train.baseline import FirstApproach
@@ -173,7 +174,8 @@ def kfold_evaluate(dataset: Dataset, config: TrainConfig, *, folds: int = 5,
                    prep: Prepared | None = None) -> dict[str, Any]:
     """K-fold by photo: train on K-1 folds' allowed photos, measure on the held-out fold."""
     if prep is None:
-        cache = cache or FeatureCache(model_config(config.model), cache_dir, progress=progress)
+        cache = cache or FeatureCache(model_config(config.model), cache_dir, progress=progress,
+                                      image_precision=config.image_precision)
         prep = prepare(dataset, cache, tta=config.tta, prompts=config.concept_prompts(),
                        include_flagged=include_flagged)
     with torch_threads(1):
@@ -334,7 +336,7 @@ def demo_gallery_metrics(models: dict[str, FusedModel], cache: FeatureCache) -> 
     for name, model in models.items():
         tta = getattr(model.config, "tta", "none")
         if tta not in features:
-            features[tta] = image_features(cache.image_tower, images, tta)
+            features[tta] = image_features(cache.feature_tower, images, tta)
         feats = features[tta]
         with torch.no_grad():
             vectors = model.embed_image(feats.pooled, feats.logits)
@@ -344,10 +346,16 @@ def demo_gallery_metrics(models: dict[str, FusedModel], cache: FeatureCache) -> 
     return out
 
 
-def cache_for_artifact(config: dict[str, Any], cache_dir: Path | None, progress: bool) -> FeatureCache:
+def cache_for_artifact(config: dict[str, Any], cache_dir: Path | None, progress: bool,
+                       artifact_dir: Path | None = None) -> FeatureCache:
+    """The features an artifact's heads were trained on (int8 ones with its calibration table)."""
     model_cfg = dict(model_config_for(config))
     model_cfg["concept_prompts"] = config.get("concept_prompts", model_cfg["concept_prompts"])
-    return FeatureCache(model_cfg, cache_dir, progress=progress)
+    cache = FeatureCache(model_cfg, cache_dir, progress=progress)
+    table = artifact_table(artifact_dir, config)
+    if trained_on(config) == "int8" and table is not None:
+        cache.use_int8_table(table)
+    return cache
 
 
 def evaluate_data(data_dir: Path | str, artifact_dir: Path | None = None, *, folds: int = 0,
@@ -371,7 +379,8 @@ def evaluate_data(data_dir: Path | str, artifact_dir: Path | None = None, *, fol
     if dataset.has_test:
         art_config = artifact.config if artifact else \
             {"image_tower": model_config(config.model)["image_tower"]}
-        cache = cache_for_artifact(art_config, cache_dir, progress)
+        cache = cache_for_artifact(art_config, cache_dir, progress,
+                                   artifact.path if artifact else None)
         model = artifact.model if artifact else FusedModel(
             runtime_head_config(cache.model_config), cache.concepts(cache.model_config["concept_prompts"]))
         baseline = None
@@ -386,7 +395,7 @@ def evaluate_data(data_dir: Path | str, artifact_dir: Path | None = None, *, fol
     split = card.get("validation_split", {}).get("photos")
     same_data = card.get("data", {}).get("sha256") == dataset.data_hash()
     if folds <= 1 and artifact is not None and split and same_data:
-        cache = cache_for_artifact(artifact.config, cache_dir, progress)
+        cache = cache_for_artifact(artifact.config, cache_dir, progress, artifact.path)
         prep = prepare(dataset, cache, tta=getattr(artifact.model.config, "tta", "none"),
                        prompts=artifact.config.get("concept_prompts"))
         val = [p for p in split if p in prep.photo_index]

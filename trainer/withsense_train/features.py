@@ -5,6 +5,9 @@ Layout under the cache folder (default ``$WITHSENSE_DATA_DIR/cache``)::
     image/<timm name>-<weights sha256[:16]>/<variant>/<file sha256[:2]>/<file sha256>.npy
     image/<companion>-<sha256[:16]>@<timm name>-pixels/<variant>/...  (an ensemble's other network
                                                                    on the first one's pixels)
+    image/<timm name>-<sha256[:16]>/int8-<table + recipe sha256[:16]>/<variant>/...  (the int8
+                                                                   tower: its table and recipe)
+    image/<timm name>-<sha256[:16]>/int8-calibration/<photos and recipe sha256[:24]>.json
     text/minilm-<weights sha256[:16]>/<text sha256[:2]>/<text sha256>.npy
 
 An image entry is the pooled features followed by the ImageNet logits (float32); ``variant`` is
@@ -14,13 +17,19 @@ own preprocessing), for the visual minor detector.
 A text entry is the normalised MiniLM embedding. Keys are content hashes, so a renamed photo
 hits the cache and a changed tower misses it. Entries are written atomically (temp + rename).
 The towers are loaded only when something is missing.
+
+``image_precision="int8"``: the features of the int8 tower (``withsense.model.image_int8``), as
+the worker computes them with the artifact's calibration table; ``calibrate_int8(paths)`` makes
+(or reads) the table first.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import random
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +40,14 @@ import torch
 from PIL import Image
 from withsense.model.catalog import TTA_MODES
 from withsense.model.concepts import concept_embeddings
+from withsense.model.image_int8 import (
+    IMAGE_PRECISIONS,
+    RECIPE,
+    SIGNIFICANT_DIGITS,
+    Int8Error,
+    calibrate,
+    graph_key,
+)
 from withsense.model.runtime import image_features, pixel_features
 from withsense.model.towers import (
     ImageFeatures,
@@ -38,6 +55,7 @@ from withsense.model.towers import (
     TextTower,
     combine_features,
     companion_specs,
+    export_image_graph,
     image_tower_from_config,
     image_weights_path,
     sha256_file,
@@ -52,6 +70,10 @@ IMAGE_BATCH = 32
 TILE_VARIANTS = tuple(f"tile{k}" for k in range(TILES))
 IMAGE_VARIANTS = ("center", "flip", *TILE_VARIANTS)
 TEXT_BATCH = 256
+INT8_CALIBRATION_PHOTOS = 128  # a seeded sample; each photo and its mirror image
+# Photos per calibration step: the calibrator holds every activation of a step (~0.3 GB a photo
+# for Lite2 at 260 px), then keeps only their ranges.
+CALIBRATION_BATCH = 2
 
 
 def default_cache_dir() -> Path:
@@ -90,8 +112,13 @@ class FeatureCache:
     """Image and text features of one model config (towers), from disk or computed once."""
 
     def __init__(self, model_config: dict[str, Any], cache_dir: Path | None = None, *,
-                 progress: bool = True) -> None:
+                 progress: bool = True, image_precision: str = "fp32") -> None:
+        if image_precision not in IMAGE_PRECISIONS:
+            raise ValueError(f"unknown image precision {image_precision!r}; known: {IMAGE_PRECISIONS}")
         self.model_config = model_config
+        self.image_precision = image_precision
+        self.int8_table: dict[str, Any] | None = None  # set by calibrate_int8
+        self._int8_tower: ImageTower | None = None
         self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         tower = model_config["image_tower"]
         self.timm_name = tower["timm_name"]
@@ -111,6 +138,61 @@ class FeatureCache:
             log.info("loading image tower %s", self.timm_name)
             self._image_tower = image_tower_from_config(self.model_config["image_tower"])
         return self._image_tower
+
+    @property
+    def feature_tower(self) -> ImageTower:
+        """The tower whose features this cache holds: the eager one, or the int8 graph."""
+        if self.image_precision == "fp32":
+            return self.image_tower
+        if self._int8_tower is None:
+            self._int8_tower = self.image_tower.with_backend("onnx", self._table())
+        return self._int8_tower
+
+    def _table(self) -> dict[str, Any]:
+        if self.int8_table is None:
+            raise Int8Error("int8 features need a calibration table: call calibrate_int8 first")
+        return self.int8_table
+
+    def calibrate_int8(self, paths: Sequence[Path], seed: int = 0) -> dict[str, Any]:
+        """The int8 calibration table of INT8_CALIBRATION_PHOTOS of these photos (a seeded sample,
+        each photo and its mirror image, as the worker's test-time augmentation runs them), from
+        disk or made once; the cache then holds int8 features of that table."""
+        if self.companions:
+            raise Int8Error("int8 features of an ensemble tower are not supported")
+        keys = sorted({file_sha256(Path(p)) for p in paths})
+        by_key = {file_sha256(Path(p)): Path(p) for p in paths}
+        chosen = sorted(random.Random(seed).sample(keys, min(INT8_CALIBRATION_PHOTOS, len(keys))))
+        name = hashlib.sha256(json.dumps(  # what decides the ranges (not which nodes stay fp32)
+            {"photos": chosen, "calibration": RECIPE["calibration"], "digits": SIGNIFICANT_DIGITS,
+             "batch": CALIBRATION_BATCH}).encode()).hexdigest()
+        path = self.root / "image" / self.image_key / "int8-calibration" / f"{name[:24]}.json"
+        try:
+            table = json.loads(path.read_text())
+        except (OSError, ValueError):
+            log.info("int8 calibration of the image tower on %d photos", len(chosen))
+            table = calibrate(export_image_graph(self.image_tower.networks, self.image_tower.image_size),
+                              self._calibration_batches([by_key[k] for k in chosen]))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(table))
+            os.replace(tmp, path)
+        self.use_int8_table(table)
+        return table
+
+    def use_int8_table(self, table: dict[str, Any]) -> None:
+        """Int8 features of this calibration table (an artifact's, or calibrate_int8's)."""
+        self.image_precision = "int8"
+        self.int8_table = table
+        self._int8_tower = None
+
+    def _calibration_batches(self, paths: list[Path]):
+        bar = _progress(len(paths), "int8 calibration", self.progress)
+        with bar:
+            for start in range(0, len(paths), CALIBRATION_BATCH):
+                chunk = paths[start:start + CALIBRATION_BATCH]
+                pixels = self.image_tower.preprocess([_variant_image(p, "center") for p in chunk])
+                yield torch.cat([pixels, pixels.flip(-1)]).numpy()
+                bar.update(len(chunk))
 
     @property
     def image_key(self) -> str:
@@ -136,6 +218,8 @@ class FeatureCache:
         preprocessing it sees, so a Lite0 run on Lite2's pixels never mixes with plain Lite0."""
         if network == 0:
             folder = f"{self.timm_name}-{self.image_sha[:16]}"
+            if self.image_precision == "int8":
+                folder = f"{folder}/int8-{graph_key(self._table())[:16]}"
         else:
             name = self.companions[network - 1][0]
             folder = f"{name}-{self.companion_shas[network - 1][:16]}@{self.timm_name}-pixels"
@@ -171,7 +255,10 @@ class FeatureCache:
                     pixels = self.image_tower.preprocess(images)
                     if variant == "flip":  # as runtime.pixel_features mirrors them
                         pixels = pixels.flip(-1).contiguous()
-                    feats = self.image_tower.network_features(pixels, [network])[0]
+                    if self.image_precision == "int8":  # the worker's graph (one network)
+                        feats = self.feature_tower.features_from_pixels(pixels)
+                    else:
+                        feats = self.image_tower.network_features(pixels, [network])[0]
                     block = torch.cat([feats.pooled, feats.logits], dim=1).numpy().astype(np.float32)
                     for row, i in zip(block, chunk, strict=True):
                         _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)

@@ -156,7 +156,8 @@ def hybrid_kfold(data_dir: Path, *, folds: int = 5, cache_dir: Path | None = Non
 
     config = config or TrainConfig()
     dataset = load_dataset(data_dir)
-    cache = FeatureCache(model_config(config.model), cache_dir, progress=progress)
+    cache = FeatureCache(model_config(config.model), cache_dir, progress=progress,
+                         image_precision=config.image_precision)
     prep = prepare(dataset, cache, tta=config.tta, prompts=config.concept_prompts())
     evidence = TextEvidence.build(prep.texts, prep.text.numpy())
     order = sorted(prep.filtered.photos)  # the same folds as `withsense evaluate --folds`

@@ -316,7 +316,7 @@ def train_into(dataset: Any, cache: Any, artifact_dir: Path, config: MinorConfig
     votes, counts = photo_votes(dataset, photos)
     check_labels(label_kinds(votes), config.folds)  # before any tower pass
     pooled, logits = cache.image([dataset.train_images[p] for p in photos], tta)
-    negatives = background_features(cache.image_tower, tta, config.seed) \
+    negatives = background_features(cache.feature_tower, tta, config.seed) \
         if config.background_negatives else None
     result = train_minor_detector(pooled, logits, votes, counts, config, tta=tta,
                                   negatives=negatives)

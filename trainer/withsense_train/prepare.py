@@ -84,6 +84,9 @@ def prepare(dataset: Dataset, cache: FeatureCache, *, tta: str = "none",
             prompts: list[str] | None = None, include_flagged: bool = False) -> Prepared:
     """Filters the data set and loads (or computes, once) the features it needs."""
     filtered = legal_filter(dataset)
+    if cache.image_precision == "int8" and cache.int8_table is None:
+        # The table comes from allowed photos only, like everything but the minor detector.
+        cache.calibrate_int8([dataset.train_images[p] for p in filtered.photos])
     if include_flagged:
         photos = sorted(dataset.positives())
         captions = [c for caps in dataset.positives().values() for c in caps]

@@ -15,7 +15,9 @@ carries what they share; each is timed in the model card's ``seconds``):
 5. ``kfold`` (with ``folds`` > 1): K-fold metrics by photo (``evaluate.kfold_evaluate``);
 6. ``artifact``: heads, calibration and the model card (``withsense.model.artifact``);
 7. components beyond the heads, each a stage in a module of its own that saves its own file(s)
-   and records them with ``run.add_component`` (see ``run.py``): ``semantic`` (the gateway's
+   and records them with ``run.add_component`` (see ``run.py``): ``image_int8`` (which image
+   tower variant the heads were trained on, and the int8 calibration table, ``image_int8.py``),
+   ``semantic`` (the gateway's
    semantic child-query threshold, recorded in config.json), ``multilingual`` (the map from
    multilingual-e5-small into the text space for Russian queries, ``multilingual.py``),
    ``minor_detector`` (the visual minor detector, ``minor.py``: the only part that learns from
@@ -48,6 +50,7 @@ from withsense_train.evaluate import compare_on_split, demo_gallery_metrics, kfo
 from withsense_train.features import FeatureCache
 from withsense_train.fit import fit_heads
 from withsense_train.fusion import fusion_stage
+from withsense_train.image_int8 import image_int8_stage
 from withsense_train.minor import minor_stage
 from withsense_train.multilingual import multilingual_stage
 from withsense_train.prepare import prepare, split_photos, zero_shot_model
@@ -95,6 +98,7 @@ def train(data_dir: Path | str, out_dir: Path | str, config: TrainConfig | None 
     if run.config.folds > 1:
         run.stage("kfold", kfold_metrics)
     run.stage("artifact", write_artifact)
+    run.stage("image_int8", image_int8_stage)
     # Components of the artifact beyond the heads (run.py says how to add one).
     run.stage("semantic", semantic_stage)
     run.stage("multilingual", multilingual_stage)
@@ -113,7 +117,8 @@ def load_data(run: TrainRun) -> None:
 def prepare_features(run: TrainRun) -> None:
     assert run.dataset is not None
     run.model_cfg = model_config(run.config.model)
-    run.cache = FeatureCache(run.model_cfg, run.cache_dir, progress=run.progress)
+    run.cache = FeatureCache(run.model_cfg, run.cache_dir, progress=run.progress,
+                             image_precision=run.config.image_precision)
     run.prep = prepare(run.dataset, run.cache, tta=run.config.tta, prompts=run.config.concept_prompts())
     for line in run.prep.filtered.report.lines():
         log.info(line)

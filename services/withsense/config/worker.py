@@ -75,6 +75,20 @@ class WorkerSettings(BaseSettings):
         description="Image tower runtime: ONNX Runtime on the CPU ('onnx'), eager torch ('torch'), "
         "or 'auto' (ONNX Runtime on the CPU when installed, torch on CUDA).",
     )
+    image_precision: Literal["auto", "fp32", "int8"] = Field(
+        default="auto",
+        description="Image tower precision on ONNX Runtime: 'int8' (static quantization with the "
+        "artifact's calibration table; faster), 'fp32', or 'auto': the variant the artifact's "
+        "heads were trained on (config.json image_precision). The other one runs but is logged "
+        "as a model mismatch; int8 without a table in the artifact is refused "
+        "(docs/model.md, int8 image tower).",
+    )
+    image_threads: int = Field(
+        default=0, ge=0, le=64,
+        description="Intra-op threads of the ONNX Runtime image tower; 0: torch's thread count "
+        "(WITHSENSE_TORCH_THREADS, else all cores). One costs less CPU per pass than two on 2 "
+        "cores but indexes slower (24.9 vs 29.4 photos/s; docs/benchmarks.md, Indexing).",
+    )
     text_backend: Literal["auto", "onnx", "torch"] = Field(
         default="auto",
         description="English text path (MiniLM + the text head) runtime: ONNX Runtime ('onnx', "

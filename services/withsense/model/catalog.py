@@ -19,6 +19,8 @@ TTA_MODES = ("none", "flip")  # test-time augmentation of photos (runtime.pixel_
 # (ONNX Runtime on the CPU when installed, else torch; torch on CUDA), which serving uses.
 IMAGE_BACKENDS = ("torch", "onnx", "auto")
 DEFAULT_IMAGE_BACKEND = "auto"
+# The image tower's precision on ONNX Runtime (model.image_int8): the heads are trained on one.
+IMAGE_PRECISIONS = ("fp32", "int8")
 
 
 def model_config(name: str = DEFAULT_MODEL) -> dict[str, Any]:

@@ -22,6 +22,14 @@ from withsense.model.catalog import DEFAULT_IMAGE_BACKEND, DEFAULT_MODEL, TTA_MO
 from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
 from withsense.model.fusion import FUSION_FILE, FusionModel, load_fusion
+from withsense.model.image_int8 import (
+    CONFIG_KEY,
+    IMAGE_PRECISIONS,
+    RECIPE,
+    Int8Error,
+    artifact_table,
+    trained_on,
+)
 from withsense.model.language import ENGLISH, MULTILINGUAL, TEXT_PATHS, TextPath, text_path
 from withsense.model.minor import MinorDetector, load_minor_detector
 from withsense.model.multilingual import MultilingualError, MultilingualTower, TextMap, load_map
@@ -86,6 +94,35 @@ def zero_shot_artifact(
     return Artifact(model=model, config=artifact_config, card={"kind": "zero-shot"}, path=None)
 
 
+def image_int8_table(artifact_dir: Path | None, config: dict[str, Any],
+                     precision: str) -> dict[str, Any] | None:
+    """The int8 calibration table the image tower should run with (None: fp32). ``auto`` takes
+    the variant the heads were trained on; asking for the other one works but is logged loudly
+    (the vectors move), and int8 without a table in the artifact is refused."""
+    if precision not in ("auto", *IMAGE_PRECISIONS):
+        raise ValueError(f"unknown image precision {precision!r}; choose auto or one of {IMAGE_PRECISIONS}")
+    trained = trained_on(config)
+    wanted = trained if precision == "auto" else precision
+    if wanted != trained:
+        log.warning("MODEL MISMATCH: the heads of %s were trained on %s image tower features but "
+                    "the tower runs in %s as configured (WITHSENSE_WORKER_IMAGE_PRECISION): photo "
+                    "vectors differ from the ones the model was evaluated with",
+                    config.get("version"), trained, wanted)
+    if wanted == "fp32":
+        return None
+    table = artifact_table(artifact_dir, config)
+    if table is None:
+        raise Int8Error(f"int8 image tower asked for, but model {config.get('version')} ships no "
+                        "int8 calibration table: train it with image_precision int8, or set "
+                        "WITHSENSE_WORKER_IMAGE_PRECISION=fp32")
+    recorded = config.get(CONFIG_KEY, {}).get("recipe")
+    if recorded is not None and recorded != RECIPE:
+        log.warning("MODEL MISMATCH: the heads of %s were trained on an int8 graph of another "
+                    "recipe (%s) than this build makes (%s): retrain", config.get("version"),
+                    recorded, RECIPE)
+    return table
+
+
 def resolve_artifact_dir(model_dir: Path | None) -> Path | None:
     """The configured folder, else the shipped default if present, else None (zero-shot)."""
     if model_dir is not None:
@@ -102,13 +139,17 @@ class ModelRuntime:
         self, model_dir: Path | None = None, *, device: str | None = None,
         image_backend: str = DEFAULT_IMAGE_BACKEND, multilingual_threads: int = 1,
         text_backend: str = "torch", text_precision: str = "fp32", text_threads: int = 1,
+        image_precision: str = "auto", image_threads: int = 0,
     ) -> None:
         """image_backend: "torch" (eager), "onnx" (ONNX Runtime, CPU only) or "auto" (ONNX
         Runtime on the CPU when installed, else torch; always torch on CUDA).
         multilingual_threads: OpenMP threads of the multilingual text tower (0: all cores).
         text_backend: the English text path (MiniLM + text head) on "torch" (eager, the
         reference), "onnx" or "auto", as image_backend; text_precision "fp32" or "int8" and
-        text_threads (intra-op threads) apply to ONNX Runtime (see ``text_onnx``)."""
+        text_threads (intra-op threads) apply to ONNX Runtime (see ``text_onnx``).
+        image_precision: the image tower on ONNX Runtime in "fp32" or "int8" (the artifact's
+        calibration table), or "auto": the variant the artifact's heads were trained on;
+        image_threads: its intra-op threads (0: torch's count)."""
         started = time.perf_counter()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type != "cpu" and image_backend == "auto":
@@ -117,12 +158,15 @@ class ModelRuntime:
         self.text_tower = TextTower()
         if artifact_dir is None:
             log.warning("no trained model artifact shipped or configured: serving the zero-shot model")
-            self.image_tower = image_tower_from_config(model_config()["image_tower"], backend=image_backend)
+            self.image_tower = image_tower_from_config(model_config()["image_tower"], backend=image_backend,
+                                                       onnx_threads=image_threads)
             self.artifact = zero_shot_artifact(image_tower=self.image_tower, text_tower=self.text_tower)
         else:
             self.artifact = load_artifact(artifact_dir)
+            table = image_int8_table(artifact_dir, self.artifact.config, image_precision)
             self.image_tower = image_tower_from_config(self.artifact.config["image_tower"],
-                                                       backend=image_backend)
+                                                       backend=image_backend, int8_table=table,
+                                                       onnx_threads=image_threads)
         self.text_map: TextMap | None = None
         self.multilingual_tower: MultilingualTower | None = None
         if artifact_dir is not None:
@@ -168,13 +212,16 @@ class ModelRuntime:
         twin.text_backend = twin._set_text_backend(backend, precision, threads)
         return twin
 
-    def with_image_backend(self, backend: str) -> ModelRuntime:
+    def with_image_backend(self, backend: str, precision: str | None = None) -> ModelRuntime:
         """A runtime sharing this one's model whose image tower runs on `backend` (see
-        ImageTower.with_backend); "auto" keeps torch on CUDA."""
+        ImageTower.with_backend); "auto" keeps torch on CUDA. ``precision`` as image_precision
+        (None: this runtime's)."""
         if self.device.type != "cpu" and backend == "auto":
             backend = "torch"
+        table = self.image_tower.int8_table if precision is None else \
+            image_int8_table(self.artifact.path, self.artifact.config, precision)
         twin = copy.copy(self)
-        twin.image_tower = self.image_tower.with_backend(backend)
+        twin.image_tower = self.image_tower.with_backend(backend, table)
         return twin
 
     @property

@@ -32,6 +32,10 @@ from torch.nn import functional as F
 
 TEXT_BACKENDS = ("torch", "onnx", "auto")
 TEXT_PRECISIONS = ("fp32", "int8")
+# Texts per ONNX Runtime call, after sorting by length: the gateway sends descriptions 64 at a
+# time; 64 in one batch cost 3.97 CPU-ms a text, sorted in batches of 16 2.31, of 8 2.16
+# (benchmarks/bench_descriptions.py, docs/benchmarks.md, Indexing).
+SORTED_BATCH = 16
 
 
 class _JointText(torch.nn.Module):
@@ -106,34 +110,47 @@ class OnnxTextSession:
 
     def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids, attention_mask) [n, longest], padded with 0 (BERT's [PAD])."""
-        encodings = self.tokenizer.encode_batch(texts)
-        longest = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(texts), longest), dtype=np.int64)
-        mask = np.zeros((len(texts), longest), dtype=np.int64)
-        for row, encoding in enumerate(encodings):
-            ids[row, :len(encoding.ids)] = encoding.ids
-            mask[row, :len(encoding.ids)] = 1
-        return ids, mask
+        return _padded(self.tokenizer.encode_batch(texts))
 
-    def __call__(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def __call__(self, texts: list[str], batch_size: int = SORTED_BATCH) -> np.ndarray:
         """Joint-space unit vectors [n, dim] of English texts."""
         return self.run(texts, ["vectors"], batch_size)[0]
 
-    def with_tower(self, texts: list[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    def with_tower(self, texts: list[str],
+                   batch_size: int = SORTED_BATCH) -> tuple[np.ndarray, np.ndarray]:
         """(joint-space unit vectors, the tower's own unit vectors) of English texts, one run."""
         joint, tower = self.run(texts, ["vectors", "tower"], batch_size)
         return joint, tower
 
-    def run(self, texts: list[str], outputs: list[str], batch_size: int = 64) -> list[np.ndarray]:
-        """The named graph outputs ("vectors", "tower"), each [n, dim] float32."""
+    def run(self, texts: list[str], outputs: list[str],
+            batch_size: int = SORTED_BATCH) -> list[np.ndarray]:
+        """The named graph outputs ("vectors", "tower"), each [n, dim] float32, in the texts'
+        order. The texts run in small batches of similar length (sorted by token count), so a
+        batch is padded to little more than its own texts: descriptions vary 2-3x in length
+        (docs/benchmarks.md, Indexing)."""
+        results = [np.zeros((len(texts), self.dims[name]), dtype=np.float32) for name in outputs]
         if not texts:
-            return [np.zeros((0, self.dims[name]), dtype=np.float32) for name in outputs]
-        parts = []
+            return results
+        encodings = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(texts), batch_size):
-            ids, mask = self.tokenize(texts[start:start + batch_size])
-            parts.append(self.session.run(outputs, {"input_ids": ids, "attention_mask": mask}))
-        return [np.concatenate([p[k] for p in parts]).astype(np.float32, copy=False)
-                for k in range(len(outputs))]
+            rows = order[start:start + batch_size]
+            ids, mask = _padded([encodings[i] for i in rows])
+            for result, part in zip(results, self.session.run(
+                    outputs, {"input_ids": ids, "attention_mask": mask}), strict=True):
+                result[rows] = part
+        return results
+
+
+def _padded(encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask) [n, longest] of tokenizer encodings, padded with 0."""
+    longest = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), longest), dtype=np.int64)
+    mask = np.zeros((len(encodings), longest), dtype=np.int64)
+    for row, encoding in enumerate(encodings):
+        ids[row, :len(encoding.ids)] = encoding.ids
+        mask[row, :len(encoding.ids)] = 1
+    return ids, mask
 
 
 __all__ = ["TEXT_BACKENDS", "TEXT_PRECISIONS", "OnnxTextSession"]

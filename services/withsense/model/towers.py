@@ -145,58 +145,69 @@ def onnx_runtime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def export_image_graph(models: list[torch.nn.Module], image_size: int) -> bytes:
+    """Every network of a tower on the same pixels, combined as combine_features does, as an
+    ONNX graph (pixels [n, 3, size, size] -> pooled, logits); in memory, about a second."""
+    import io
+    import warnings
+
+    class _PooledAndLogits(torch.nn.Module):
+        def __init__(self, inner: list[Any]) -> None:
+            super().__init__()
+            self.inner = torch.nn.ModuleList(inner)
+
+        def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            parts = []
+            for net in self.inner:
+                pooled = net.forward_head(net.forward_features(pixels), pre_logits=True)
+                parts.append(ImageFeatures(pooled, net.get_classifier()(pooled)))
+            combined = combine_features(parts)
+            return combined.pooled, combined.logits
+
+    buffer = io.BytesIO()
+    example = torch.zeros(1, 3, image_size, image_size)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _PooledAndLogits(models).eval(), (example,), buffer,  # type: ignore[arg-type]
+            input_names=["pixels"], output_names=["pooled", "logits"],
+            dynamic_axes={"pixels": {0: "n"}, "pooled": {0: "n"}, "logits": {0: "n"}},
+            opset_version=17, dynamo=False,
+        )
+    return buffer.getvalue()
+
+
 class OnnxImageSession:
     """The image tower exported to ONNX and run by ONNX Runtime on the CPU.
 
     Measured on 2 cores (benchmarks/bench_worker.py, docs/benchmarks.md): the network runs about
     3x faster than the channels_last eager torch path and 6x faster than plain NCHW eager timm,
-    numerically equal to eager (|Δ| ~1e-5 on the logits), unlike bf16 (logits off by ~0.5) or
-    int8 (pooled cosine ~0.87). Exported in memory at load (about a second): nothing is cached
-    on disk, so it always matches the loaded weights.
+    numerically equal to eager (|Δ| ~1e-5 on the logits), unlike bf16 (logits off by ~0.5).
+    With an int8 calibration table (``image_int8``) the graph is quantized first (static QDQ).
+    Built in memory at load (about a second, a few more for int8): nothing is cached on disk, so
+    it always matches the loaded weights.
     """
 
     def __init__(self, models: list[torch.nn.Module], image_size: int, *,
-                 threads: int | None = None) -> None:
-        import io
-        import warnings
-
+                 threads: int | None = None, int8_table: dict[str, Any] | None = None) -> None:
         import onnxruntime
 
-        class _PooledAndLogits(torch.nn.Module):
-            """Every network of the tower on the same pixels, combined as combine_features does."""
+        graph = export_image_graph(models, image_size)
+        self.precision = "fp32"
+        if int8_table is not None:
+            from withsense.model.image_int8 import quantize
 
-            def __init__(self, inner: list[Any]) -> None:
-                super().__init__()
-                self.inner = torch.nn.ModuleList(inner)
-
-            def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                parts = []
-                for net in self.inner:
-                    pooled = net.forward_head(net.forward_features(pixels), pre_logits=True)
-                    parts.append(ImageFeatures(pooled, net.get_classifier()(pooled)))
-                combined = combine_features(parts)
-                return combined.pooled, combined.logits
-
-        buffer = io.BytesIO()
-        example = torch.zeros(1, 3, image_size, image_size)
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                _PooledAndLogits(models).eval(), (example,), buffer,  # type: ignore[arg-type]
-                input_names=["pixels"], output_names=["pooled", "logits"],
-                dynamic_axes={"pixels": {0: "n"}, "pooled": {0: "n"}, "logits": {0: "n"}},
-                opset_version=17, dynamo=False,
-            )
+            graph = quantize(graph, int8_table)
+            self.precision = "int8"
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # no per-initializer warnings of the int8 graph
         # No busy-waiting between runs: the worker's decode threads, gRPC and the text tower
         # share the cores (measured on 2 busy cores: 1-photo latency 41 -> 17 ms).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(
-            buffer.getvalue(), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, pixels: torch.Tensor) -> ImageFeatures:
         array = np.ascontiguousarray(pixels.detach().cpu().numpy(), dtype=np.float32)
@@ -214,7 +225,8 @@ class ImageTower:
 
     def __init__(
         self, timm_name: str, package: str, *, channels_last: bool = True, backend: str = "torch",
-        companions: tuple[tuple[str, str], ...] = (),
+        companions: tuple[tuple[str, str], ...] = (), int8_table: dict[str, Any] | None = None,
+        onnx_threads: int = 0,
     ) -> None:
         import timm.data
 
@@ -238,6 +250,9 @@ class ImageTower:
         self._pil_steps, self._mean, self._std = _split_transform(self.transform)
         self._onnx: OnnxImageSession | None = None
         self.backend = "torch"
+        # With a calibration table, the ONNX Runtime path runs the int8 graph (image_int8).
+        self.int8_table = int8_table
+        self.onnx_threads = onnx_threads  # ONNX Runtime intra-op threads; 0: torch's count
         self._set_backend(backend)
 
     def _set_backend(self, backend: str) -> None:
@@ -245,12 +260,24 @@ class ImageTower:
         if backend == "auto":
             try:
                 if onnx_runtime_available():
-                    self._onnx = OnnxImageSession(self.networks, self.image_size)
+                    self._onnx = self._onnx_session()
             except Exception as exc:  # noqa: BLE001 - any export/runtime failure: eager still works
-                log.warning("ONNX Runtime image path unavailable (%s): using eager torch", exc)
+                log.warning("ONNX Runtime image path unavailable (%s): using eager torch (fp32)", exc)
         elif backend == "onnx":
-            self._onnx = OnnxImageSession(self.networks, self.image_size)
+            self._onnx = self._onnx_session()
         self.backend = "onnx" if self._onnx is not None else "torch"
+        if self.int8_table is not None and self.precision != "int8":
+            log.warning("the image tower was asked for int8 but runs fp32 on %s: its features "
+                        "differ from the int8 ones the model's heads may expect", self.backend)
+
+    def _onnx_session(self) -> OnnxImageSession:
+        return OnnxImageSession(self.networks, self.image_size, int8_table=self.int8_table,
+                                threads=self.onnx_threads or None)
+
+    @property
+    def precision(self) -> str:
+        """The precision the features are computed in: "int8" on the quantized ONNX graph."""
+        return self._onnx.precision if self._onnx is not None else "fp32"
 
     @property
     def networks(self) -> list[torch.nn.Module]:
@@ -261,12 +288,14 @@ class ImageTower:
     def image_size(self) -> int:
         return int(self.data_config["input_size"][-1])
 
-    def with_backend(self, backend: str) -> ImageTower:
+    def with_backend(self, backend: str, int8_table: dict[str, Any] | None = None) -> ImageTower:
         """A copy sharing this tower's weights that runs on another backend ("torch", "onnx",
-        "auto"); cheap next to loading (an ONNX export, about a second)."""
+        "auto"), in int8 when given a calibration table (ONNX Runtime only); cheap next to
+        loading (an ONNX export, about a second; quantization a few more)."""
         if backend not in IMAGE_BACKENDS:
             raise ValueError(f"unknown image backend {backend!r}; choose one of {IMAGE_BACKENDS}")
         twin = copy.copy(self)
+        twin.int8_table = int8_table
         twin._set_backend(backend)
         return twin
 
@@ -335,10 +364,13 @@ class ImageTower:
         return described
 
 
-def image_tower_from_config(image_config: dict[str, Any], *, backend: str = "torch") -> ImageTower:
+def image_tower_from_config(image_config: dict[str, Any], *, backend: str = "torch",
+                            int8_table: dict[str, Any] | None = None,
+                            onnx_threads: int = 0) -> ImageTower:
     """The image tower an artifact's or model config's ``image_tower`` section describes."""
     return ImageTower(image_config["timm_name"], image_config["package"], backend=backend,
-                      companions=companion_specs(image_config))
+                      companions=companion_specs(image_config), int8_table=int8_table,
+                      onnx_threads=onnx_threads)
 
 
 class TextTower:

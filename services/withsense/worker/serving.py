@@ -50,7 +50,9 @@ def load_runtime(settings: WorkerSettings, model_settings: ModelSettings | None 
     return ModelRuntime(model_settings.model_dir, image_backend=settings.image_backend,
                         multilingual_threads=model_settings.multilingual_threads,
                         text_backend=settings.text_backend, text_precision=settings.text_precision,
-                        text_threads=settings.text_threads)
+                        text_threads=settings.text_threads,
+                        image_precision=settings.image_precision,
+                        image_threads=settings.image_threads)
 
 
 # One EmbedText request's answer: joint vectors, check vectors, the path of each text.
@@ -285,7 +287,7 @@ class WorkerServing:
             max_score_candidates=settings.max_score_candidates,
             max_message_bytes=settings.max_message_mb * 1024 * 1024,
             image_size=runtime.image_tower.image_size,
-            image_backend=runtime.image_tower.backend,
+            image_backend=image_backend_name(runtime.image_tower),
             load_seconds=float(getattr(runtime, "load_seconds", 0.0)),
             semantic_child_threshold=tower_threshold(config),
             fusion_json=_fusion_json(runtime),
@@ -294,6 +296,12 @@ class WorkerServing:
             multilingual_semantic_child_threshold=multilingual.get("semantic_child_threshold"),
             **_minor_info(runtime),
         )
+
+
+def image_backend_name(tower: object) -> str:
+    """"torch", "onnx" or "onnx-int8" (GetModelInfo's image_backend)."""
+    backend = str(getattr(tower, "backend", "torch"))
+    return f"{backend}-int8" if getattr(tower, "precision", "fp32") == "int8" else backend
 
 
 def _fusion_json(runtime: object) -> str:
