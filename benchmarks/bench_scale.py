@@ -9,7 +9,8 @@ it, and recorded in its catalogue by `withsense store verify --adopt`; both are 
 the whole store against its catalogue at start-up, as it always does (the time is reported).
 
 The floors, measured in the same run before the server starts (interleaved, medians): the text
-tower alone (one query embedded in process, `ModelRuntime.embed_texts`) and the store alone in
+tower alone (one query embedded in process by the runtime as the worker loads it, ONNX by
+default: `load_runtime(WorkerSettings()).embed_texts`) and the store alone in
 process (the gateway's store call: `hybrid_search` of top_k x oversample candidates).
 
 The queries are the customer's captions that mention no child (real text, about 3,000 distinct);
@@ -90,15 +91,18 @@ def caption_queries() -> tuple[list[str], np.ndarray]:
 
 def floors(folder: Path, texts: list[str], vectors: np.ndarray, settings: StoreSettings) -> dict:
     """p50 / p99 ms of the text tower alone and of the store alone, interleaved."""
-    from withsense.config import GatewaySettings
+    from withsense.config import GatewaySettings, WorkerSettings
     from withsense.keywords import query_vector
-    from withsense.model.runtime import ModelRuntime
     from withsense.store import EdgeStore
+    from withsense.worker.serving import load_runtime
 
-    runtime = ModelRuntime()
+    # The runtime as the worker loads it (its text backend, precision and threads), so that the
+    # floor is the tower the server runs, not the eager reference.
+    runtime = load_runtime(WorkerSettings())
     limit = TOP_K * GatewaySettings().oversample
     tower, store_s = [], []
     with EdgeStore(folder / "store", runtime.dim, settings=settings) as store:
+        warm_store_pages(folder / "store", settings)
         for i in range(FLOOR_REPEATS + 3):
             text, vector = texts[i % len(texts)], vectors[i % len(texts)]
             t0 = time.perf_counter()
@@ -111,6 +115,16 @@ def floors(folder: Path, texts: list[str], vectors: np.ndarray, settings: StoreS
                 store_s.append(t2 - t1)
     return {"tower_ms": percentiles_ms(tower, [50, 99]), "store_ms": percentiles_ms(store_s, [50, 99]),
             "store_limit": limit}
+
+
+def warm_store_pages(path: Path, settings: StoreSettings) -> None:
+    """Faults in the store's pages as the gateway does at start-up (a tree without
+    `withsense.store.prefault`, such as a baseline's, does not)."""
+    try:
+        from withsense.store.prefault import prefault_store
+    except ImportError:
+        return
+    prefault_store(path, settings.store_prefault_mb)
 
 
 def free_port() -> int:

@@ -70,6 +70,15 @@ class StoreSettings(BaseSettings):
         "ones). False: all in RAM (4 x dim bytes per photo more).",
     )
 
+    store_prefault_mb: int = Field(
+        default=512, ge=0,
+        description="At start-up, fault in up to this many MB of the store's memory-mapped "
+        "files (graphs and indexes first, then the int8 vectors, payloads and image originals), "
+        "so that the first searches do not each wait on hundreds of page faults "
+        "(withsense.store.prefault). The pages are file-backed: they count in RSS, and the kernel "
+        "can still drop them. 0: off.",
+    )
+
     store_verify_full: bool = Field(
         default=False,
         description="Verify every point against the catalogue at each start-up, even when "

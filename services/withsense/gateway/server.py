@@ -28,6 +28,7 @@ from withsense.rpc import (
     wait_for_signal,
 )
 from withsense.store import CataloguedStore, VectorStore, open_store
+from withsense.store.prefault import prefault_store
 from withsense.thumbnails import open_thumbnail_store
 from withsense.v1 import search_pb2, search_pb2_grpc
 from withsense.worker_token import load_token
@@ -91,6 +92,8 @@ def _require_intact(store: CataloguedStore) -> None:
            else f"full: every point, because {report.full_because}")
     log.info("store verified against its catalogue in %.1f s (%d images; %s)",
              time.perf_counter() - started, report.images, how)
+    # After the verification: a full one reopens the engine, which drops its mappings.
+    log.info("%s", prefault_store(store.path, store.settings.store_prefault_mb).describe())
 
 
 async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
