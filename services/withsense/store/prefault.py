@@ -180,13 +180,14 @@ def prefault_store(root: Path, budget_mb: int) -> PrefaultReport:
         report.unavailable = f"not supported on {sys.platform}"
         return report
     left = budget_mb * 2**20
-    charged = _FileBytes()
+    charged, skipped = _FileBytes(), _FileBytes()
     for m in sorted(mappings, key=lambda m: (m.tier, m.length)):
         # The engine maps some files twice (two views of the image originals): the pages are
         # the page cache's, held once, so the budget counts each file's bytes once.
         new = charged.new_bytes(m)
         if new > left:
-            report.skipped_for_budget += new
+            report.skipped_for_budget += skipped.new_bytes(m)
+            skipped.add(m)
             continue
         if madvise(m.start, m.length, MADV_POPULATE_READ) != 0:
             err = ctypes.get_errno()
