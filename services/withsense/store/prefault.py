@@ -21,7 +21,8 @@ Which files first (the engine's file names; a file that matches none comes last)
 the graphs and indexes (small, read by every search), the int8 vectors the graph search scores,
 the payloads of the hits, the image originals (rescoring and the candidates' exact cosines),
 then the rest. Never: the write-ahead log, and the description originals (read for ~75
-candidates a search, 1.7 GB at 1M photos; faulting them in measured no gain).
+candidates a search, 1.7 GB at 1M photos; at 100k faulting them in as well moved the store
+call's p50 by 0.3 ms, within the runs' noise, for 170 MB more).
 """
 
 from __future__ import annotations
