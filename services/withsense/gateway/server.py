@@ -92,8 +92,6 @@ def _require_intact(store: CataloguedStore) -> None:
            else f"full: every point, because {report.full_because}")
     log.info("store verified against its catalogue in %.1f s (%d images; %s)",
              time.perf_counter() - started, report.images, how)
-    # After the verification: a full one reopens the engine, which drops its mappings.
-    log.info("%s", prefault_store(store.path, store.settings.store_prefault_mb).describe())
 
 
 async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
@@ -111,6 +109,8 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
                                 collection=settings.qdrant_collection, api_key=settings.qdrant_api_key)
     if isinstance(store, CataloguedStore):
         _require_intact(store)
+        # After the verification: a full one reopens the engine, which drops its mappings.
+        log.info("%s", prefault_store(store.path, store.settings.store_prefault_mb).describe())
     worker = worker or WorkerClient(settings.worker_address, settings.worker_timeout_s,
                                     load_token(settings.worker_token, settings.worker_token_file))
     engine = SearchEngine(settings, store, worker, gate, open_thumbnail_store(settings.data_dir))

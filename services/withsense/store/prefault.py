@@ -123,17 +123,22 @@ class _FileBytes:
     """Bytes of each file covered by the mappings added so far (overlaps counted once)."""
 
     def __init__(self) -> None:
-        self.ranges: dict[str, list[tuple[int, int]]] = {}
+        self.ranges: dict[str, list[tuple[int, int]]] = {}  # path -> merged, sorted ranges
 
     def new_bytes(self, m: Mapping) -> int:
         """Bytes of m's file range that no mapping added so far covers."""
         start, end = m.offset, m.offset + m.length
-        covered = sum(max(0, min(end, e) - max(start, s)) for s, e in self._merged(m.path))
-        return m.length - covered
+        return m.length - sum(max(0, min(end, e) - max(start, s))
+                              for s, e in self.ranges.get(m.path, []))
 
     def add(self, m: Mapping) -> None:
-        self.ranges.setdefault(m.path, []).append((m.offset, m.offset + m.length))
-        self.ranges[m.path] = self._merged(m.path)
+        merged: list[tuple[int, int]] = []
+        for s, e in sorted([*self.ranges.get(m.path, []), (m.offset, m.offset + m.length)]):
+            if merged and s <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        self.ranges[m.path] = merged
 
     def add_all(self, mappings: list[Mapping]) -> int:
         total = 0
@@ -141,15 +146,6 @@ class _FileBytes:
             total += self.new_bytes(m)
             self.add(m)
         return total
-
-    def _merged(self, path: str) -> list[tuple[int, int]]:
-        merged: list[tuple[int, int]] = []
-        for s, e in sorted(self.ranges.get(path, [])):
-            if merged and s <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-            else:
-                merged.append((s, e))
-        return merged
 
 
 def _madvise():
