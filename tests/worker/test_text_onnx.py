@@ -35,6 +35,19 @@ def test_the_onnx_text_path_matches_eager_torch(onnx_runtime):
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
 
 
+def test_the_graph_is_fused(onnx_runtime):
+    """ONNX Runtime's BERT fusions took: one Attention and two SkipLayerNormalization nodes per
+    layer, embeddings with their LayerNorm in one node, and no bare Softmax left over; else the
+    export fell back to a pattern the optimizer does not know (the graph still works, ~10% slower)."""
+    ops = onnx_runtime.text_onnx.graph_ops
+    layers = onnx_runtime.text_tower.transformer.config.num_hidden_layers
+    assert ops.get("Attention") == layers
+    assert ops.get("SkipLayerNormalization") == 2 * layers
+    assert ops.get("EmbedLayerNormalization") == 1
+    assert "Softmax" not in ops
+    assert sum(ops.values()) < 150
+
+
 def test_a_text_longer_than_the_tokenizer_limit_is_truncated_like_torch(onnx_runtime):
     session = onnx_runtime.text_onnx
     long_text = ODD_TEXTS[3]
@@ -54,6 +67,22 @@ def test_a_batch_equals_its_texts_one_by_one(onnx_runtime):
     # Batches of similar length: small batches over texts of mixed lengths keep the order.
     mixed = ODD_TEXTS * 3
     assert np.abs(session(mixed, batch_size=4) - np.concatenate([alone] * 3)).max() < 1e-5
+
+
+def test_int8_blocks_stays_within_the_cosine_bar(onnx_runtime):
+    """int8-blocks: 8-bit MatMulNBits for the MatMuls, the fused Attention left in fp32, and every
+    vector within cosine 0.995 of fp32 on odd texts and single words (whole-tensor int8 is not:
+    its worst case here is under 0.99)."""
+    blocks = onnx_runtime.with_text_backend("onnx", "int8-blocks")
+    assert blocks.text_backend == "onnx-int8-blocks"
+    layers = onnx_runtime.text_tower.transformer.config.num_hidden_layers
+    assert blocks.text_onnx.graph_ops.get("MatMulNBits") == 3 * layers
+    assert blocks.text_onnx.graph_ops.get("Attention") == layers and "MatMul" not in blocks.text_onnx.graph_ops
+    texts = [*ODD_TEXTS, "dog", "bridge", "кот", "two people crossing a metal bridge in the mountains"]
+    cosines = np.sum(blocks.embed_texts(texts) * onnx_runtime.embed_texts(texts), axis=1)
+    assert cosines.min() >= 0.995, cosines
+    int8 = onnx_runtime.with_text_backend("onnx", "int8")
+    assert np.sum(int8.embed_texts(texts) * onnx_runtime.embed_texts(texts), axis=1).min() < 0.995
 
 
 def test_an_unknown_precision_or_backend_is_refused(worker_runtime):

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
-err_console = Console(stderr=True)
+# Errors are not wrapped at the terminal's width: a path or an address in one stays whole in logs
+# (kubectl logs, a test's captured stderr) and can be copied.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

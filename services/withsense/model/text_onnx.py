@@ -6,13 +6,16 @@ vectors before the head (what the semantic child check compares: the graph compu
 so asking for both costs one session run), so a query costs one session run instead of
 sentence-transformers' Python pipeline and eager torch. The tokenizer is the Rust `tokenizers`
 one, loaded from the same `tokenizer.json`, truncating at the tower's max_seq_length as
-sentence-transformers does.
+sentence-transformers does. ONNX Runtime's BERT fusions run on the exported graph (~570 nodes ->
+~80: per-node overhead is a large share of a 10-20 token query).
 
 Precisions (measured in benchmarks/bench_text_tower.py, docs/benchmarks.md): ``fp32`` matches
-the eager path to ~1e-6; ``int8`` (dynamic quantization of the weights) is kept only where the
-benchmark showed it within cosine 0.995 of fp32 and R@K not lower.
+the eager path to ~1e-6; ``int8`` (dynamic quantization, each activation tensor quantized as a
+whole) is the fastest but falls to cosine 0.98 of fp32; ``int8-blocks`` (8-bit weights and
+activations in blocks of 128 values, attention in fp32) stays within 0.997. A precision is kept
+as the default only where the benchmark shows it within cosine 0.995 of fp32 and R@K not lower.
 
-The graph is exported at load, in memory (a couple of seconds), like the image tower's: nothing
+The graph is exported at load, in memory (a few seconds), like the image tower's: nothing
 is cached on disk, so it always matches the loaded weights. Intra-op threads default to one: a
 query is ~10-20 tokens, too small to split, and the gateway and the worker's other threads share
 the cores (busy-waiting is off for the same reason).
@@ -21,8 +24,12 @@ the cores (busy-waiting is off for the same reason).
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +38,10 @@ import torch
 from torch.nn import functional as F
 
 TEXT_BACKENDS = ("torch", "onnx", "auto")
-TEXT_PRECISIONS = ("fp32", "int8")
+TEXT_PRECISIONS = ("fp32", "int8", "int8-blocks")
+# int8-blocks: weights quantized in blocks of this many input values (of 32 / 64 / 128 the
+# fastest, and still cosine >= 0.997 to fp32; docs/benchmarks.md, "The text tower's graph").
+BLOCK = 128
 # Texts per ONNX Runtime call, after sorting by length: the gateway sends descriptions 64 at a
 # time; 64 in one batch cost 3.97 CPU-ms a text, sorted in batches of 16 2.31, of 8 2.16
 # (benchmarks/bench_descriptions.py, docs/benchmarks.md, Indexing).
@@ -54,30 +64,91 @@ class _JointText(torch.nn.Module):
         return self.head.embed_text(pooled), pooled
 
 
-def _export(transformer: torch.nn.Module, head: Any) -> bytes:
+def _export(transformer: Any, head: Any) -> bytes:
+    """The joint graph in ONNX, with BERT's attention in its classic ("eager") form: the pattern
+    ONNX Runtime's transformer optimizer fuses (``_fused``). The loaded module keeps its own
+    attention implementation afterwards."""
     module = _JointText(transformer, head).eval()
     example = (torch.ones(1, 8, dtype=torch.int64), torch.ones(1, 8, dtype=torch.int64))
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, example, buffer, input_names=["input_ids", "attention_mask"],
-            output_names=["vectors", "tower"], opset_version=17, dynamo=False,
-            dynamic_axes={"input_ids": {0: "n", 1: "tokens"}, "attention_mask": {0: "n", 1: "tokens"},
-                          "vectors": {0: "n"}, "tower": {0: "n"}},
-        )
+    previous = transformer.config._attn_implementation
+    transformer.set_attn_implementation("eager")
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, example, buffer, input_names=["input_ids", "attention_mask"],
+                output_names=["vectors", "tower"], opset_version=17, dynamo=False,
+                dynamic_axes={"input_ids": {0: "n", 1: "tokens"}, "attention_mask": {0: "n", 1: "tokens"},
+                              "vectors": {0: "n"}, "tower": {0: "n"}},
+            )
+    finally:
+        transformer.set_attn_implementation(previous)
     return buffer.getvalue()
 
 
+def _fused(model: bytes, config: Any) -> bytes:
+    """The graph after ONNX Runtime's BERT fusions: embeddings + LayerNorm, each layer's
+    attention, bias + GELU and residual + LayerNorm become single contrib ops. The same
+    arithmetic (within 1e-6 of eager torch), less per-node overhead."""
+    import onnx
+    from onnxruntime.transformers import optimizer
+
+    with _quiet():
+        optimized = optimizer.optimize_model(
+            onnx.load_from_string(model), model_type="bert", num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size, opt_level=1)
+    return optimized.model.SerializeToString()
+
+
 def _quantize_int8(model: bytes) -> bytes:
-    """Dynamic int8 quantization of the weights (activations quantized at run time)."""
+    """Dynamic int8 quantization: per-channel weights, each activation tensor quantized as a
+    whole at run time."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="withsense-text-onnx-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(model)
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
+        # The fused graph's contrib ops defeat the quantizer's shape inference: their outputs
+        # are float32, as the default type says.
+        with _quiet():
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         return target.read_bytes()
+
+
+def _quantize_blocks(model: bytes) -> bytes:
+    """``int8-blocks``: the feed-forward and attention-output MatMuls as MatMulNBits, 8-bit
+    weights in blocks of BLOCK input values, each block with its own scale, activations
+    quantized per block at run time (accuracy level 4: int8 products). Fine blocks keep what
+    whole-tensor quantization (``int8``) loses to BERT's outlier dimensions. The fused Attention
+    nodes stay fp32: quantized as well, one single-word query in 20 fell under cosine 0.995."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    quantizer = MatMulNBitsQuantizer(
+        onnx.load_from_string(model),
+        algo_config=DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True,
+                                                 accuracy_level=4, bits=8))
+    with _quiet():
+        quantizer.process()
+    return quantizer.model.model.SerializeToString()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """ONNX Runtime's optimizer and quantizers log every node they touch at INFO (under the root
+    logger and loggers of their own module names); the worker's start-up log needs none of it."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 class OnnxTextSession:
@@ -96,9 +167,12 @@ class OnnxTextSession:
         self.tokenizer = Tokenizer.from_file(str(tower.tokenizer_file))
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.no_padding()
-        model = _export(tower.transformer, head)
+        model = _fused(_export(tower.transformer, head), tower.transformer.config)
         if precision == "int8":
             model = _quantize_int8(model)
+        elif precision == "int8-blocks":
+            model = _quantize_blocks(model)
+        self.graph_ops = _op_counts(model)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -140,6 +214,13 @@ class OnnxTextSession:
                     outputs, {"input_ids": ids, "attention_mask": mask}), strict=True):
                 result[rows] = part
         return results
+
+
+def _op_counts(model: bytes) -> dict[str, int]:
+    """How many nodes of each op type the graph has (what the fusions left: see ``_fused``)."""
+    import onnx
+
+    return dict(Counter(node.op_type for node in onnx.load_from_string(model).graph.node))
 
 
 def _padded(encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:
