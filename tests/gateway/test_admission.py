@@ -52,6 +52,42 @@ async def test_a_queued_search_gets_the_slot_when_it_frees() -> None:
     assert order == ["first", "second"] and admission.in_flight == 0
 
 
+async def test_a_search_whose_deadline_is_nearer_than_a_search_takes_is_shed_at_once() -> None:
+    admission = Admission(max_in_flight=4, max_queued=4, queue_timeout_s=5.0)
+    async with admission.slot(10.0):
+        await asyncio.sleep(0.05)  # the first search served: the average is ~50 ms
+    assert 0.04 <= admission.service_s < 1.0
+    with pytest.raises(ResourceExhausted, match="ms left before the request's deadline"):
+        async with admission.slot(0.01):
+            pytest.fail("admitted a search that cannot answer before its deadline")
+    async with admission.slot(10.0):  # time enough, free slots: admitted
+        assert admission.in_flight == 1
+    async with admission.slot(None):  # no deadline (HTTP): admitted
+        assert admission.in_flight == 1
+    assert admission.in_flight == 0 and admission.queued == 0
+
+
+async def test_a_queued_search_waits_no_longer_than_its_deadline_allows() -> None:
+    admission = Admission(max_in_flight=1, max_queued=4, queue_timeout_s=5.0)
+    admission.service_s = 0.02
+    loop = asyncio.get_running_loop()
+    async with admission.slot(None):  # the only slot taken
+        started = loop.time()
+        with pytest.raises(ResourceExhausted, match="no search slot within 80 ms"):
+            async with admission.slot(0.1):  # 100 ms left, a search takes 20: waits 80 at most
+                pass
+        assert loop.time() - started < 1.0  # not the 5 s queue timeout
+    assert admission.in_flight == 0 and admission.queued == 0
+
+
+def test_the_service_time_is_a_moving_average() -> None:
+    admission = Admission(max_in_flight=1, max_queued=0, queue_timeout_s=1.0)
+    admission._record(0.1)
+    assert admission.service_s == pytest.approx(0.1)  # the first search sets it
+    admission._record(0.2)
+    assert admission.service_s == pytest.approx(0.11)  # then each moves it by a tenth
+
+
 def test_query_cache_is_an_lru_keyed_by_model_version() -> None:
     cache: QueryCache[int] = QueryCache(size=2)
     cache.put(("a cat",), "v1", 1)
@@ -65,24 +101,51 @@ def test_query_cache_is_an_lru_keyed_by_model_version() -> None:
     assert off.get(("a cat",), "v1") is None and len(off) == 0
 
 
+ROCKET = pb.SearchRequest(query="a rocket before launch", top_k=1, region="US")
+
+
+def _shed_over_grpc(stub, because: str) -> None:
+    """A search over gRPC is refused at once with RESOURCE_EXHAUSTED, saying `because`."""
+    with pytest.raises(grpc.RpcError) as error:
+        stub.Search(ROCKET, timeout=30)
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert because in error.value.details()
+
+
+def _search_over_http(gateway) -> httpx.Response:
+    return httpx.post(f"{gateway.http_url}/v1/search", timeout=30,
+                      json={"query": ROCKET.query, "topK": 1, "region": "US"})
+
+
 @pytest.mark.slow
 def test_a_full_gateway_sheds_with_resource_exhausted_and_http_429(start_gateway, background_loop):
     gateway = start_gateway(max_in_flight=1, max_queued=0)
     stub = search_stub(gateway.address)
-    request = pb.SearchRequest(query="a rocket before launch", top_k=1, region="US")
-    assert stub.Search(request, timeout=30).model_version  # served while there is room
+    assert stub.Search(ROCKET, timeout=30).model_version  # served while there is room
     background_loop.run(gateway.engine.admission.__aenter__())  # every slot taken
     try:
-        with pytest.raises(grpc.RpcError) as error:
-            stub.Search(request, timeout=30)
-        assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "at capacity" in error.value.details()
-        reply = httpx.post(f"{gateway.http_url}/v1/search", timeout=30,
-                           json={"query": "a rocket before launch", "topK": 1, "region": "US"})
+        _shed_over_grpc(stub, "at capacity")
+        reply = _search_over_http(gateway)
         assert reply.status_code == 429 and reply.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
     finally:
         background_loop.run(gateway.engine.admission.__aexit__(None, None, None))
-    assert stub.Search(request, timeout=30).model_version  # and serves again
+    assert stub.Search(ROCKET, timeout=30).model_version  # and serves again
+
+
+@pytest.mark.slow
+def test_a_grpc_deadline_reaches_admission_control(start_gateway):
+    """The gRPC call's time left is what admission control weighs: with searches taking (as the
+    gateway believes) 100 s, a call with a 30 s deadline is shed at once, and one over HTTP (no
+    deadline) is still served."""
+    gateway = start_gateway()
+    stub = search_stub(gateway.address)
+    gateway.engine.admission.service_s = 100.0
+    try:
+        _shed_over_grpc(stub, "before the request's deadline")
+        assert _search_over_http(gateway).status_code == 200
+    finally:
+        gateway.engine.admission.service_s = 0.0
+    assert stub.Search(ROCKET, timeout=30).model_version
 
 
 @pytest.mark.slow

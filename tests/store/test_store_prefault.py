@@ -75,9 +75,28 @@ def test_a_small_budget_takes_the_first_tiers_first(store_path: Path) -> None:
         budget_mb = -(-graphs // 2**20)  # the graphs fit; the image originals (4.6 MB) do not
         small = prefault_store(store_path, budget_mb)
     assert small.by_tier.get("graphs and indexes") == graphs
-    assert "image originals" not in small.by_tier
-    assert small.skipped_for_budget > 0
-    assert small.faulted_bytes <= budget_mb * 2**20
+    assert small.skipped_for_budget == small.mapped_bytes - small.faulted_bytes > 0
+    assert small.faulted_bytes == sum(small.by_tier.values()) <= budget_mb * 2**20
+    # Tier by tier: every tier before the last one touched is whole.
+    order = [name for name, _ in TIERS if name in full.by_tier]
+    touched = [name for name in order if name in small.by_tier]
+    assert touched == order[:len(touched)]
+    assert all(small.by_tier[name] == full.by_tier[name] for name in touched[:-1])
+
+
+def test_the_last_file_that_does_not_fit_is_faulted_in_as_far_as_the_budget_goes(
+        store_path: Path) -> None:
+    with EdgeStore(store_path, DIM, settings=StoreSettings(store_exact_up_to=100)):
+        full = prefault_store(store_path, 512)
+        names = [name for name, _ in TIERS]
+        earlier = names[:names.index("image originals")]
+        before = sum(b for name, b in full.by_tier.items() if name in earlier)
+        originals = full.by_tier["image originals"]
+        budget_mb = (before + originals // 2) // 2**20 + 1  # half of the originals, give or take
+        part = prefault_store(store_path, budget_mb)
+    assert 0 < part.by_tier["image originals"] < originals
+    assert part.faulted_bytes <= budget_mb * 2**20
+    assert part.by_tier["image originals"] % PAGE == 0
 
 
 def test_mappings_are_clipped_to_their_files_and_tiered(tmp_path: Path) -> None:

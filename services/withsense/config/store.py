@@ -73,7 +73,8 @@ class StoreSettings(BaseSettings):
     store_prefault_mb: int = Field(
         default=512, ge=0,
         description="At start-up, fault in up to this many MB of the store's memory-mapped "
-        "files (graphs and indexes first, then the int8 vectors, payloads and image originals), "
+        "files (graphs and indexes first, then the image int8 vectors, payloads, image originals "
+        "and description int8 vectors; the last file that does not fit, in part), "
         "so that the first searches do not each wait on hundreds of page faults "
         "(withsense.store.prefault). The pages are file-backed: they count in RSS, and the kernel "
         "can still drop them. 0: off.",

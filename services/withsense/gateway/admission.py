@@ -5,15 +5,27 @@ all of them. With it, a search beyond `max_in_flight` waits at most `queue_timeo
 most `max_queued` others, and anything beyond that is shed at once with RESOURCE_EXHAUSTED, so
 the searches that are accepted keep a bounded latency. The shed count is a metric
 (`withsense_gateway_shed_total`) and the signal to scale on (docs/deploy.md).
+
+A request that carries a deadline (gRPC) is also held to it: it waits for a slot no longer than
+its time left minus what a search takes now (a moving average of the searches served), and one
+whose time left is already shorter is shed at once. Work spent on a search that cannot answer in
+time is taken from those that can: at 1M photos on 2 cores, where the store call is slow, such
+searches were the deadline errors of an overloaded gateway (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import TracebackType
 
 from withsense.gateway.errors import ResourceExhausted
 from withsense.gateway.metrics import METRICS
+
+# Weight of the newest search in the moving average of a search's time in its slot.
+SERVICE_EWMA = 0.1
 
 
 class Admission:
@@ -24,24 +36,53 @@ class Admission:
         self._slots = asyncio.Semaphore(max_in_flight)
         self.in_flight = 0
         self.queued = 0
+        self.service_s = 0.0  # moving average of a search's time in its slot (0: none yet)
+
+    @asynccontextmanager
+    async def slot(self, time_left_s: float | None = None) -> AsyncIterator[Admission]:
+        """A search slot for a request with `time_left_s` until its deadline (None: none)."""
+        await self._enter(time_left_s)
+        started = time.perf_counter()
+        try:
+            yield self
+        finally:
+            self._record(time.perf_counter() - started)
+            self._leave()
 
     async def __aenter__(self) -> Admission:
-        if self.in_flight >= self.max_in_flight and self.queued >= self.max_queued:
-            self._shed(f"{self.in_flight} searches in flight and {self.queued} queued")
-        self.queued += 1
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self.queue_timeout_s)
-        except TimeoutError:
-            self._shed(f"no search slot within {self.queue_timeout_s * 1000:.0f} ms")
-        finally:
-            self.queued -= 1
-        self.in_flight += 1
+        """A slot for a request without a deadline (``slot(None)``, not timed)."""
+        await self._enter(None)
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: TracebackType | None) -> None:
+        self._leave()
+
+    async def _enter(self, time_left_s: float | None) -> None:
+        if time_left_s is not None and time_left_s <= self.service_s:
+            self._shed(f"{time_left_s * 1000:.0f} ms left before the request's deadline; a search "
+                       f"takes {self.service_s * 1000:.0f} ms now")
+        if self.in_flight >= self.max_in_flight and self.queued >= self.max_queued:
+            self._shed(f"{self.in_flight} searches in flight and {self.queued} queued")
+        wait_s = self.queue_timeout_s
+        if time_left_s is not None:
+            wait_s = min(wait_s, time_left_s - self.service_s)
+        self.queued += 1
+        try:
+            await asyncio.wait_for(self._slots.acquire(), wait_s)
+        except TimeoutError:
+            self._shed(f"no search slot within {wait_s * 1000:.0f} ms")
+        finally:
+            self.queued -= 1
+        self.in_flight += 1
+
+    def _leave(self) -> None:
         self.in_flight -= 1
         self._slots.release()
+
+    def _record(self, seconds: float) -> None:
+        self.service_s = (seconds if self.service_s == 0.0
+                          else (1 - SERVICE_EWMA) * self.service_s + SERVICE_EWMA * seconds)
 
     def _shed(self, why: str) -> None:
         METRICS.shed.inc()

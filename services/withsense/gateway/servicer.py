@@ -40,10 +40,12 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
 
     # --- transport-free: protobuf in, protobuf out ------------------------------------------
 
-    async def search(self, request: pb.SearchRequest) -> pb.SearchResponse:
+    async def search(self, request: pb.SearchRequest,
+                     time_left_s: float | None = None) -> pb.SearchResponse:
+        """``time_left_s``: until the caller's deadline (gRPC's), for admission control."""
         started = time.perf_counter()
         params = search_params(request, self.engine.settings)
-        async with self.engine.admission:
+        async with self.engine.admission.slot(time_left_s):
             result = await self.engine.search(params)
         METRICS.search_seconds.observe(time.perf_counter() - started)
         hits = [pb.SearchHit(image_id=h.image_id, uri=h.uri, score=h.score, withheld=h.withheld,
@@ -88,7 +90,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
 
     async def Search(self, request: pb.SearchRequest, context) -> pb.SearchResponse:
         try:
-            return await self.search(request)
+            return await self.search(request, context.time_remaining())
         except Exception as error:  # noqa: BLE001 - every error becomes a status code
             await self._abort(context, "Search", error)
             raise AssertionError("unreachable") from error
