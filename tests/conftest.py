@@ -9,7 +9,6 @@ import pytest
 
 from tests.helpers import BackgroundLoop, index_requests, search_stub
 
-
 TESTS = Path(__file__).resolve().parent
 # Folders whose files share costly session fixtures: kept on one xdist worker, so that they run
 # once (the trainer's feature extraction and training; the deploy tests' rendered manifests).

@@ -76,8 +76,9 @@ def test_int8_blocks_stays_within_the_cosine_bar(onnx_runtime):
     blocks = onnx_runtime.with_text_backend("onnx", "int8-blocks")
     assert blocks.text_backend == "onnx-int8-blocks"
     layers = onnx_runtime.text_tower.transformer.config.num_hidden_layers
-    assert blocks.text_onnx.graph_ops.get("MatMulNBits") == 3 * layers
-    assert blocks.text_onnx.graph_ops.get("Attention") == layers and "MatMul" not in blocks.text_onnx.graph_ops
+    ops = blocks.text_onnx.graph_ops
+    assert ops.get("MatMulNBits") == 3 * layers
+    assert ops.get("Attention") == layers and "MatMul" not in ops
     texts = [*ODD_TEXTS, "dog", "bridge", "кот", "two people crossing a metal bridge in the mountains"]
     cosines = np.sum(blocks.embed_texts(texts) * onnx_runtime.embed_texts(texts), axis=1)
     assert cosines.min() >= 0.995, cosines
