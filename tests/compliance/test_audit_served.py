@@ -73,6 +73,7 @@ def test_served_gateway_writes_salted_audit_lines(tmp_path: Path) -> None:
     env.update({
         "WITHSENSE_WORKER_HOST": "127.0.0.1", "WITHSENSE_WORKER_PORT": str(worker_port),
         "WITHSENSE_HOST": "127.0.0.1", "WITHSENSE_PORT": str(gateway_port),
+        "WITHSENSE_HTTP_PORT": "0",  # a free port: other tests' servers may hold 8080
         "WITHSENSE_WORKER_ADDRESS": f"127.0.0.1:{worker_port}",
         "WITHSENSE_DATA_DIR": str(tmp_path / "data"), "WITHSENSE_RESTRICTED_REGIONS": "DE",
         "WITHSENSE_AUDIT_SALT_FILE": str(tmp_path / "salt"), "HF_HUB_OFFLINE": "1",

@@ -52,9 +52,12 @@ class Service:
     def start(self) -> Service:
         command = [sys.executable, "-m", "withsense.cli.main", "serve", self.role,
                    "--host", "127.0.0.1", "--port", str(self.port), *self.args]
+        # The gateway's HTTP port on a free one, not the default 8080: tests run side by side
+        # (make test's two workers), and a second server on 8080 would not start.
+        env = {**os.environ, "WITHSENSE_HTTP_PORT": "0", **self.env}
         with self.log.open("a") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                            env={**os.environ, **self.env}, start_new_session=True)
+                                            env=env, start_new_session=True)
         return self
 
     def wait_serving(self, timeout: float = START_TIMEOUT_S) -> Service:

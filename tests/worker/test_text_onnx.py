@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from withsense.model.text_onnx import OnnxTextSession
+from withsense.model.text_onnx import OnnxTextSession, _export
 from withsense.v1 import inference_pb2 as pb
 
 from tests.worker.helpers import vectors_of
@@ -46,6 +46,15 @@ def test_the_graph_is_fused(onnx_runtime):
     assert ops.get("EmbedLayerNormalization") == 1
     assert "Softmax" not in ops
     assert sum(ops.values()) < 150
+
+
+def test_the_export_puts_the_module_s_own_attention_back(onnx_runtime):
+    """The export switches MiniLM to its classic attention (what the optimizer fuses); the loaded
+    module, which the eager reference path keeps using, gets its own implementation back."""
+    transformer = onnx_runtime.text_tower.transformer
+    before = transformer.config._attn_implementation
+    assert _export(transformer, onnx_runtime.model)
+    assert transformer.config._attn_implementation == before
 
 
 def test_a_text_longer_than_the_tokenizer_limit_is_truncated_like_torch(onnx_runtime):

@@ -72,7 +72,7 @@ def _export(transformer: Any, head: Any) -> bytes:
     example = (torch.ones(1, 8, dtype=torch.int64), torch.ones(1, 8, dtype=torch.int64))
     buffer = io.BytesIO()
     previous = transformer.config._attn_implementation
-    transformer.set_attn_implementation("eager")
+    _set_attention(transformer, "eager")
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -83,8 +83,18 @@ def _export(transformer: Any, head: Any) -> bytes:
                               "vectors": {0: "n"}, "tower": {0: "n"}},
             )
     finally:
-        transformer.set_attn_implementation(previous)
+        _set_attention(transformer, previous)
     return buffer.getvalue()
+
+
+def _set_attention(transformer: Any, implementation: str) -> None:
+    """Switches a Hugging Face model's attention implementation (``set_attn_implementation``
+    where the installed transformers has it, else the config field older releases read)."""
+    setter = getattr(transformer, "set_attn_implementation", None)
+    if setter is not None:
+        setter(implementation)
+    else:
+        transformer.config._attn_implementation = implementation
 
 
 def _fused(model: bytes, config: Any) -> bytes:
