@@ -38,13 +38,13 @@ browser:
 
 # WITHSENSE_DEPLOY_TOOLS=required: a missing kubectl, checkov or hadolint fails the deploy tests.
 # Two pytest-xdist workers: many tests wait on servers they start, so two keep both cores busy
-# (12.4 -> 8.8 min on 2 cores); each file stays on one worker (tests/conftest.py).
-# PYTEST_WORKERS=0 runs them in one process.
+# (12.4 -> 8.8 min on 2 cores); --dist loadfile keeps each file's tests on one worker (its
+# module fixtures start once). PYTEST_WORKERS=0 runs them in one process.
 PYTEST_WORKERS ?= 2
 test: $(STAMP) $(CHECKOV) browser
 	$(PY) scripts/gen_protos.py --check
 	$(VENV)/bin/ruff check .
-	WITHSENSE_DEPLOY_TOOLS=required TRITON_INTERPRET=1 $(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadgroup
+	WITHSENSE_DEPLOY_TOOLS=required TRITON_INTERPRET=1 $(PY) -m pytest -q -ra -n $(PYTEST_WORKERS) --dist loadfile
 
 protos: $(STAMP)
 	$(PY) scripts/gen_protos.py

@@ -3,28 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.helpers import BackgroundLoop, index_requests, search_stub
-
-TESTS = Path(__file__).resolve().parent
-# Folders whose files share costly session fixtures: kept on one xdist worker, so that they run
-# once (the trainer's feature extraction and training; the deploy tests' rendered manifests).
-ONE_WORKER_FOLDERS = ("trainer", "deploy")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist's ``--dist loadgroup`` (``make test`` runs two workers): each
-    file's tests run on one worker (module fixtures, such as a started server, start once),
-    and the folders of ONE_WORKER_FOLDERS each on one worker. Without xdist the marks do nothing."""
-    for item in items:
-        path = Path(str(item.path)).resolve()
-        relative = path.relative_to(TESTS) if path.is_relative_to(TESTS) else path
-        folder = relative.parts[0] if len(relative.parts) > 1 else ""
-        group = folder if folder in ONE_WORKER_FOLDERS else str(relative)
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

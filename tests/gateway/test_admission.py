@@ -83,9 +83,32 @@ async def test_a_queued_search_waits_no_longer_than_its_deadline_allows() -> Non
 def test_the_service_time_is_a_moving_average() -> None:
     admission = Admission(max_in_flight=1, max_queued=0, queue_timeout_s=1.0)
     admission._record(0.1)
-    assert admission.service_s == pytest.approx(0.1)  # the first search sets it
+    assert admission.service_s == pytest.approx(0.1, rel=1e-3)  # the first search sets it
     admission._record(0.2)
-    assert admission.service_s == pytest.approx(0.11)  # then each moves it by a tenth
+    assert admission.service_s == pytest.approx(0.11, rel=1e-3)  # then each moves it by a tenth
+
+
+async def test_a_stale_service_time_fades_so_shedding_by_deadline_cannot_lock_in() -> None:
+    """An average once far above callers' deadlines would shed all of them, and with nothing
+    served it would never be corrected: it halves for each second without a sample."""
+    admission = Admission(max_in_flight=1, max_queued=0, queue_timeout_s=1.0)
+    admission.service_s = 10.0
+    with pytest.raises(ResourceExhausted, match="before the request's deadline"):
+        async with admission.slot(2.0):
+            pass
+    admission._sampled_at -= 10.0  # ten seconds later, with nothing served meanwhile
+    assert admission.service_s == pytest.approx(10.0 / 1024, rel=1e-2)
+    async with admission.slot(2.0):  # admitted again
+        assert admission.in_flight == 1
+
+
+async def test_a_failed_search_does_not_count_as_service_time() -> None:
+    admission = Admission(max_in_flight=1, max_queued=0, queue_timeout_s=1.0)
+    with pytest.raises(RuntimeError):
+        async with admission.slot(5.0):
+            await asyncio.sleep(0.05)
+            raise RuntimeError("the worker failed")
+    assert admission.service_s == 0.0 and admission.in_flight == 0
 
 
 def test_query_cache_is_an_lru_keyed_by_model_version() -> None:

@@ -80,8 +80,7 @@ def test_a_batch_equals_its_texts_one_by_one(onnx_runtime):
 
 def test_int8_blocks_stays_within_the_cosine_bar(onnx_runtime):
     """int8-blocks: 8-bit MatMulNBits for the MatMuls, the fused Attention left in fp32, and every
-    vector within cosine 0.995 of fp32 on odd texts and single words (whole-tensor int8 is not:
-    its worst case here is under 0.99)."""
+    vector within cosine 0.995 of fp32 on odd texts and single words."""
     blocks = onnx_runtime.with_text_backend("onnx", "int8-blocks")
     assert blocks.text_backend == "onnx-int8-blocks"
     layers = onnx_runtime.text_tower.transformer.config.num_hidden_layers
@@ -91,8 +90,6 @@ def test_int8_blocks_stays_within_the_cosine_bar(onnx_runtime):
     texts = [*ODD_TEXTS, "dog", "bridge", "кот", "two people crossing a metal bridge in the mountains"]
     cosines = np.sum(blocks.embed_texts(texts) * onnx_runtime.embed_texts(texts), axis=1)
     assert cosines.min() >= 0.995, cosines
-    int8 = onnx_runtime.with_text_backend("onnx", "int8")
-    assert np.sum(int8.embed_texts(texts) * onnx_runtime.embed_texts(texts), axis=1).min() < 0.995
 
 
 def test_an_unknown_precision_or_backend_is_refused(worker_runtime):

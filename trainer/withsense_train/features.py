@@ -173,7 +173,7 @@ class FeatureCache:
             table = calibrate(export_image_graph(self.image_tower.networks, self.image_tower.image_size),
                               self._calibration_batches([by_key[k] for k in chosen]))
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two test workers may calibrate at once
             tmp.write_text(json.dumps(table))
             os.replace(tmp, path)
         self.use_int8_table(table)

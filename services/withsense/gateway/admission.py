@@ -7,10 +7,11 @@ the searches that are accepted keep a bounded latency. The shed count is a metri
 (`withsense_gateway_shed_total`) and the signal to scale on (docs/deploy.md).
 
 A request that carries a deadline (gRPC) is also held to it: it waits for a slot no longer than
-its time left minus what a search takes now (a moving average of the searches served), and one
-whose time left is already shorter is shed at once. Work spent on a search that cannot answer in
-time is taken from those that can: at 1M photos on 2 cores, where the store call is slow, such
-searches were the deadline errors of an overloaded gateway (docs/benchmarks.md).
+its time left minus what a search takes now (a moving average of the searches served, which
+fades with its age), and one whose time left is already shorter is shed at once. Work spent on
+a search that cannot answer in time is taken from those that can: at 1M photos on 2 cores,
+where the store call is slow, such searches were the deadline errors of an overloaded gateway
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from withsense.gateway.metrics import METRICS
 
 # Weight of the newest search in the moving average of a search's time in its slot.
 SERVICE_EWMA = 0.1
+# The average halves for each second without a new sample: it says what a search takes *now*.
+# Without the decay, an average that once rose above the deadlines callers send would shed every
+# such call, and with no search served it would never learn that searches got fast again.
+SERVICE_HALF_LIFE_S = 1.0
 
 
 class Admission:
@@ -36,7 +41,18 @@ class Admission:
         self._slots = asyncio.Semaphore(max_in_flight)
         self.in_flight = 0
         self.queued = 0
-        self.service_s = 0.0  # moving average of a search's time in its slot (0: none yet)
+        self._service_s = 0.0  # moving average of a served search's time in its slot
+        self._sampled_at = time.monotonic()
+
+    @property
+    def service_s(self) -> float:
+        """What a search takes now: the moving average, decayed by its age (0: none yet)."""
+        age = time.monotonic() - self._sampled_at
+        return self._service_s * 0.5 ** (age / SERVICE_HALF_LIFE_S)
+
+    @service_s.setter
+    def service_s(self, seconds: float) -> None:
+        self._service_s, self._sampled_at = seconds, time.monotonic()
 
     @asynccontextmanager
     async def slot(self, time_left_s: float | None = None) -> AsyncIterator[Admission]:
@@ -45,8 +61,8 @@ class Admission:
         started = time.perf_counter()
         try:
             yield self
+            self._record(time.perf_counter() - started)  # served searches only, not failures
         finally:
-            self._record(time.perf_counter() - started)
             self._leave()
 
     async def __aenter__(self) -> Admission:
@@ -59,14 +75,15 @@ class Admission:
         self._leave()
 
     async def _enter(self, time_left_s: float | None) -> None:
-        if time_left_s is not None and time_left_s <= self.service_s:
+        service_s = self.service_s
+        if time_left_s is not None and time_left_s <= service_s:
             self._shed(f"{time_left_s * 1000:.0f} ms left before the request's deadline; a search "
-                       f"takes {self.service_s * 1000:.0f} ms now")
+                       f"takes {service_s * 1000:.0f} ms now")
         if self.in_flight >= self.max_in_flight and self.queued >= self.max_queued:
             self._shed(f"{self.in_flight} searches in flight and {self.queued} queued")
         wait_s = self.queue_timeout_s
         if time_left_s is not None:
-            wait_s = min(wait_s, time_left_s - self.service_s)
+            wait_s = min(wait_s, time_left_s - service_s)
         self.queued += 1
         try:
             await asyncio.wait_for(self._slots.acquire(), wait_s)
@@ -81,8 +98,8 @@ class Admission:
         self._slots.release()
 
     def _record(self, seconds: float) -> None:
-        self.service_s = (seconds if self.service_s == 0.0
-                          else (1 - SERVICE_EWMA) * self.service_s + SERVICE_EWMA * seconds)
+        now = self.service_s
+        self.service_s = seconds if now == 0.0 else (1 - SERVICE_EWMA) * now + SERVICE_EWMA * seconds
 
     def _shed(self, why: str) -> None:
         METRICS.shed.inc()

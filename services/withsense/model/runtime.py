@@ -145,7 +145,7 @@ class ModelRuntime:
         Runtime on the CPU when installed, else torch; always torch on CUDA).
         multilingual_threads: OpenMP threads of the multilingual text tower (0: all cores).
         text_backend: the English text path (MiniLM + text head) on "torch" (eager, the
-        reference), "onnx" or "auto", as image_backend; text_precision "fp32" or "int8" and
+        reference), "onnx" or "auto", as image_backend; text_precision (``TEXT_PRECISIONS``) and
         text_threads (intra-op threads) apply to ONNX Runtime (see ``text_onnx``).
         image_precision: the image tower on ONNX Runtime in "fp32" or "int8" (the artifact's
         calibration table), or "auto": the variant the artifact's heads were trained on;

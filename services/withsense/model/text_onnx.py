@@ -6,12 +6,12 @@ vectors before the head (what the semantic child check compares: the graph compu
 so asking for both costs one session run), so a query costs one session run instead of
 sentence-transformers' Python pipeline and eager torch. The tokenizer is the Rust `tokenizers`
 one, loaded from the same `tokenizer.json`, truncating at the tower's max_seq_length as
-sentence-transformers does. ONNX Runtime's BERT fusions run on the exported graph (~570 nodes ->
-~80: per-node overhead is a large share of a 10-20 token query).
+sentence-transformers does. ONNX Runtime's BERT fusions run on the exported graph (727 nodes ->
+79: per-node overhead is a large share of a 10-20 token query).
 
 Precisions (measured in benchmarks/bench_text_tower.py, docs/benchmarks.md): ``fp32`` matches
 the eager path to ~1e-6; ``int8`` (dynamic quantization, each activation tensor quantized as a
-whole) is the fastest but falls to cosine 0.98 of fp32; ``int8-blocks`` (8-bit weights and
+whole) is the fastest but falls to cosine 0.955-0.99 of fp32; ``int8-blocks`` (8-bit weights and
 activations in blocks of 128 values, attention in fp32) stays within 0.997. A precision is kept
 as the default only where the benchmark shows it within cosine 0.995 of fp32 and R@K not lower.
 
@@ -71,8 +71,12 @@ def _export(transformer: Any, head: Any) -> bytes:
     module = _JointText(transformer, head).eval()
     example = (torch.ones(1, 8, dtype=torch.int64), torch.ones(1, 8, dtype=torch.int64))
     buffer = io.BytesIO()
-    previous = transformer.config._attn_implementation
-    _set_attention(transformer, "eager")
+    # Releases of transformers without set_attn_implementation fix the attention class when the
+    # model is built: there the graph is exported as loaded (it works; fewer nodes fuse).
+    switch = hasattr(transformer, "set_attn_implementation")
+    previous = transformer.config._attn_implementation if switch else None
+    if switch:
+        transformer.set_attn_implementation("eager")
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -83,18 +87,9 @@ def _export(transformer: Any, head: Any) -> bytes:
                               "vectors": {0: "n"}, "tower": {0: "n"}},
             )
     finally:
-        _set_attention(transformer, previous)
+        if switch:
+            transformer.set_attn_implementation(previous)
     return buffer.getvalue()
-
-
-def _set_attention(transformer: Any, implementation: str) -> None:
-    """Switches a Hugging Face model's attention implementation (``set_attn_implementation``
-    where the installed transformers has it, else the config field older releases read)."""
-    setter = getattr(transformer, "set_attn_implementation", None)
-    if setter is not None:
-        setter(implementation)
-    else:
-        transformer.config._attn_implementation = implementation
 
 
 def _fused(model: bytes, config: Any) -> bytes:
@@ -154,7 +149,7 @@ def _quiet() -> Iterator[None]:
     """ONNX Runtime's optimizer and quantizers log every node they touch at INFO (under the root
     logger and loggers of their own module names); the worker's start-up log needs none of it."""
     previous = logging.root.manager.disable
-    logging.disable(logging.INFO)
+    logging.disable(max(previous, logging.INFO))  # never lowers a stricter setting
     try:
         yield
     finally:

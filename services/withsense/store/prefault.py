@@ -71,6 +71,7 @@ class PrefaultReport:
     seconds: float = 0.0
     by_tier: dict[str, int] = field(default_factory=dict)  # tier -> bytes faulted in
     skipped_for_budget: int = 0  # bytes left out by the budget
+    failed_bytes: int = 0  # bytes of mappings the kernel would not fault in (e.g. a shrunk file)
     unavailable: str = ""  # why nothing could be faulted in
 
     def describe(self) -> str:
@@ -79,6 +80,8 @@ class PrefaultReport:
         tiers = ", ".join(f"{name} {b / 2**20:.0f} MB" for name, b in self.by_tier.items())
         left = (f"; {self.skipped_for_budget / 2**20:.0f} MB left out by the budget"
                 if self.skipped_for_budget else "")
+        if self.failed_bytes:
+            left += f"; {self.failed_bytes / 2**20:.0f} MB could not be faulted in"
         return (f"store pages faulted in: {self.faulted_bytes / 2**20:.0f} of "
                 f"{self.mapped_bytes / 2**20:.0f} MB mapped in {self.seconds:.1f} s "
                 f"({tiers or 'none'}){left}")
@@ -195,14 +198,16 @@ def prefault_store(root: Path, budget_mb: int) -> PrefaultReport:
             if err in (errno.EINVAL, errno.ENOSYS):  # a kernel before 5.14
                 report.unavailable = "MADV_POPULATE_READ is not supported by this kernel"
                 break
-            continue  # e.g. EFAULT: the file shrank under the mapping; skip it
+            report.failed_bytes += new  # e.g. EFAULT: the file shrank under the mapping
+            continue
         charged.add(m)
         left -= new
         report.faulted_bytes += new
         name = tier_name(m.tier)
         report.by_tier[name] = report.by_tier.get(name, 0) + new
     if not report.unavailable:
-        report.skipped_for_budget = report.mapped_bytes - report.faulted_bytes
+        report.skipped_for_budget = max(
+            0, report.mapped_bytes - report.faulted_bytes - report.failed_bytes)
     report.seconds = time.perf_counter() - started
     return report
 
