@@ -21,10 +21,8 @@ cosine 0.995 of fp32 and the cross-validated R@K does not drop.
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ from search_gallery import scene_captions
 from withsense.compliance import mentions_child
 from withsense.loadtest import load_queries
 from withsense.model.runtime import ModelRuntime
-from withsense.model.text_onnx import OnnxTextSession, _JointText
+from withsense.model.text_onnx import OnnxTextSession, _export
 
 COSINE_BAR = 0.995
 FP32 = "onnx fp32, 1 thread"
@@ -49,20 +47,11 @@ class UnfusedSession:
     def __init__(self, runtime: ModelRuntime, like: OnnxTextSession) -> None:
         import onnxruntime
 
-        module = _JointText(runtime.text_tower.transformer, runtime.model).eval()
-        buffer = io.BytesIO()
-        example = (torch.ones(1, 8, dtype=torch.int64), torch.ones(1, 8, dtype=torch.int64))
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, example, buffer, input_names=["input_ids", "attention_mask"],
-                              output_names=["vectors", "tower"], opset_version=17, dynamo=False,
-                              dynamic_axes={"input_ids": {0: "n", 1: "tokens"},
-                                            "attention_mask": {0: "n", 1: "tokens"},
-                                            "vectors": {0: "n"}, "tower": {0: "n"}})
+        graph = _export(runtime.text_tower.transformer, runtime.model, classic_attention=False)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(buffer.getvalue(), options,
+        self.session = onnxruntime.InferenceSession(graph, options,
                                                     providers=["CPUExecutionProvider"])
         self.like = like
 

@@ -101,7 +101,7 @@ class WorkerSettings(BaseSettings):
         description="ONNX text path precision. int8 (dynamic quantization) is the fastest but "
         "moves embeddings to cosine 0.955-0.99 of fp32, below the 0.995 the project asks for; "
         "int8-blocks (8-bit weights and activations in blocks of 128) stays within 0.997 and "
-        "makes a query 16% faster, a batch 8% slower, cross-validated R@1 0.002 lower "
+        "makes a query 16-19% faster, a batch 2-8% slower, cross-validated R@1 0.002 lower "
         "(benchmarks/bench_text_tower.py, docs/benchmarks.md).",
     )
     text_threads: int = Field(

@@ -50,8 +50,10 @@ class Int8Error(RuntimeError):
 
 
 @contextmanager
-def _quiet() -> Any:
-    """The quantizer advises on the root logger and warns per tensor: not the service's log."""
+def quiet_onnx_tools() -> Any:
+    """ONNX Runtime's quantizers and graph optimizer advise on the root logger, log every node
+    they touch at INFO under loggers of their own module names and warn per tensor: not the
+    service's log (the image tower's int8 graph, the text tower's fused and quantized ones)."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
@@ -85,7 +87,7 @@ def calibrate(fp32_graph: bytes, batches: Iterable[np.ndarray]) -> dict[str, Any
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.items, None)
 
-    with tempfile.TemporaryDirectory() as folder, _quiet():
+    with tempfile.TemporaryDirectory() as folder, quiet_onnx_tools():
         model = Path(folder) / "fp32.onnx"
         model.write_bytes(fp32_graph)
         calibrator = create_calibrator(model, augmented_model_path=str(Path(folder) / "aug.onnx"),
@@ -127,7 +129,7 @@ def quantize(fp32_graph: bytes, table: dict[str, Any], fp32_nodes: tuple[str, ..
     if unknown:
         raise Int8Error(f"the int8 calibration table names {len(unknown)} tensors this tower's "
                         f"graph lacks (e.g. {unknown[0]!r}): it was made for another graph; retrain")
-    with tempfile.TemporaryDirectory() as folder, _quiet():
+    with tempfile.TemporaryDirectory() as folder, quiet_onnx_tools():
         source, target, cache = (Path(folder) / name for name in ("fp32.onnx", "int8.onnx", "table.json"))
         source.write_bytes(fp32_graph)
         cache.write_text(json.dumps(table))

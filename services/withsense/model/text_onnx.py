@@ -24,18 +24,17 @@ the cores (busy-waiting is off for the same reason).
 from __future__ import annotations
 
 import io
-import logging
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from withsense.model.image_int8 import quiet_onnx_tools
 
 TEXT_BACKENDS = ("torch", "onnx", "auto")
 TEXT_PRECISIONS = ("fp32", "int8", "int8-blocks")
@@ -64,16 +63,17 @@ class _JointText(torch.nn.Module):
         return self.head.embed_text(pooled), pooled
 
 
-def _export(transformer: Any, head: Any) -> bytes:
+def _export(transformer: Any, head: Any, *, classic_attention: bool = True) -> bytes:
     """The joint graph in ONNX, with BERT's attention in its classic ("eager") form: the pattern
     ONNX Runtime's transformer optimizer fuses (``_fused``). The loaded module keeps its own
-    attention implementation afterwards."""
+    attention implementation afterwards. ``classic_attention=False``: the module's own form, as
+    the worker exported it before the fusions (the benchmark's baseline)."""
     module = _JointText(transformer, head).eval()
     example = (torch.ones(1, 8, dtype=torch.int64), torch.ones(1, 8, dtype=torch.int64))
     buffer = io.BytesIO()
     # Releases of transformers without set_attn_implementation fix the attention class when the
     # model is built: there the graph is exported as loaded (it works; fewer nodes fuse).
-    switch = hasattr(transformer, "set_attn_implementation")
+    switch = classic_attention and hasattr(transformer, "set_attn_implementation")
     previous = transformer.config._attn_implementation if switch else None
     if switch:
         transformer.set_attn_implementation("eager")
@@ -92,21 +92,23 @@ def _export(transformer: Any, head: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _fused(model: bytes, config: Any) -> bytes:
+def _fused(model: bytes, config: Any) -> Any:
     """The graph after ONNX Runtime's BERT fusions: embeddings + LayerNorm, each layer's
     attention, bias + GELU and residual + LayerNorm become single contrib ops. The same
-    arithmetic (within 1e-6 of eager torch), less per-node overhead."""
+    arithmetic (within 1e-6 of eager torch), less per-node overhead. The ModelProto: the
+    quantizers and the session take it as it is (each serialization of the ~90 MB graph costs
+    a few hundred ms of start-up)."""
     import onnx
     from onnxruntime.transformers import optimizer
 
-    with _quiet():
+    with quiet_onnx_tools():
         optimized = optimizer.optimize_model(
             onnx.load_from_string(model), model_type="bert", num_heads=config.num_attention_heads,
             hidden_size=config.hidden_size, opt_level=1)
-    return optimized.model.SerializeToString()
+    return optimized.model
 
 
-def _quantize_int8(model: bytes) -> bytes:
+def _quantize_int8(model: Any) -> Any:
     """Dynamic int8 quantization: per-channel weights, each activation tensor quantized as a
     whole at run time."""
     import onnx
@@ -114,46 +116,33 @@ def _quantize_int8(model: bytes) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="withsense-text-onnx-") as tmp:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        source.write_bytes(model)
+        onnx.save(model, source)
         # The fused graph's contrib ops defeat the quantizer's shape inference: their outputs
         # are float32, as the default type says.
-        with _quiet():
+        with quiet_onnx_tools():
             quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True,
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        return target.read_bytes()
+        return onnx.load(target)
 
 
-def _quantize_blocks(model: bytes) -> bytes:
+def _quantize_blocks(model: Any) -> Any:
     """``int8-blocks``: the feed-forward and attention-output MatMuls as MatMulNBits, 8-bit
     weights in blocks of BLOCK input values, each block with its own scale, activations
     quantized per block at run time (accuracy level 4: int8 products). Fine blocks keep what
     whole-tensor quantization (``int8``) loses to BERT's outlier dimensions. The fused Attention
     nodes stay fp32: quantized as well, one single-word query in 20 fell under cosine 0.995."""
-    import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
         MatMulNBitsQuantizer,
     )
 
     quantizer = MatMulNBitsQuantizer(
-        onnx.load_from_string(model),
+        model,
         algo_config=DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True,
                                                  accuracy_level=4, bits=8))
-    with _quiet():
+    with quiet_onnx_tools():
         quantizer.process()
-    return quantizer.model.model.SerializeToString()
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """ONNX Runtime's optimizer and quantizers log every node they touch at INFO (under the root
-    logger and loggers of their own module names); the worker's start-up log needs none of it."""
-    previous = logging.root.manager.disable
-    logging.disable(max(previous, logging.INFO))  # never lowers a stricter setting
-    try:
-        yield
-    finally:
-        logging.disable(previous)
+    return quantizer.model.model
 
 
 class OnnxTextSession:
@@ -177,13 +166,15 @@ class OnnxTextSession:
             model = _quantize_int8(model)
         elif precision == "int8-blocks":
             model = _quantize_blocks(model)
-        self.graph_ops = _op_counts(model)
+        # How many nodes of each op type the graph has (what the fusions left: see ``_fused``).
+        self.graph_ops = dict(Counter(node.op_type for node in model.graph.node))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                                    providers=["CPUExecutionProvider"])
         self.dim = int(self.session.get_outputs()[0].shape[-1] or head.config.dim)
         self.dims = {"vectors": self.dim, "tower": int(self.session.get_outputs()[1].shape[-1] or tower.dim)}
 
@@ -219,13 +210,6 @@ class OnnxTextSession:
                     outputs, {"input_ids": ids, "attention_mask": mask}), strict=True):
                 result[rows] = part
         return results
-
-
-def _op_counts(model: bytes) -> dict[str, int]:
-    """How many nodes of each op type the graph has (what the fusions left: see ``_fused``)."""
-    import onnx
-
-    return dict(Counter(node.op_type for node in onnx.load_from_string(model).graph.node))
 
 
 def _padded(encodings: list[Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -70,9 +70,15 @@ class PrefaultReport:
     faulted_bytes: int = 0
     seconds: float = 0.0
     by_tier: dict[str, int] = field(default_factory=dict)  # tier -> bytes faulted in
-    skipped_for_budget: int = 0  # bytes left out by the budget
     failed_bytes: int = 0  # bytes of mappings the kernel would not fault in (e.g. a shrunk file)
     unavailable: str = ""  # why nothing could be faulted in
+
+    @property
+    def skipped_for_budget(self) -> int:
+        """Bytes left out by the budget: neither faulted in nor refused by the kernel."""
+        if self.unavailable:
+            return 0
+        return max(0, self.mapped_bytes - self.faulted_bytes - self.failed_bytes)
 
     def describe(self) -> str:
         if self.unavailable:
@@ -205,9 +211,6 @@ def prefault_store(root: Path, budget_mb: int) -> PrefaultReport:
         report.faulted_bytes += new
         name = tier_name(m.tier)
         report.by_tier[name] = report.by_tier.get(name, 0) + new
-    if not report.unavailable:
-        report.skipped_for_budget = max(
-            0, report.mapped_bytes - report.faulted_bytes - report.failed_bytes)
     report.seconds = time.perf_counter() - started
     return report
 
