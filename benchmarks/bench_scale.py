@@ -45,7 +45,7 @@ from bench_store_tuning import CACHE, DATA, Build, build
 from bench_utils import load_note, markdown_table, percentiles_ms, process_memory
 from scale_vectors import SCRATCH, cached_real_vectors
 from tqdm import tqdm
-from withsense.config.store import StoreSettings
+from withsense.config.store import StoreSettings, search_ef
 from withsense.store.catalogue import CATALOGUE_FILE
 
 TOP_K = 10
@@ -214,7 +214,7 @@ def run_size(name: str, args: argparse.Namespace, bar: tqdm) -> dict:
     return {"size": name, "photos": n, "build": b.name, "built": built, "floors": floor,
             "startup_s": server.startup_s, "rss_idle_mb": rss_idle, "rss_loaded_mb": rss_loaded,
             "rows": rows, "load": load_note(), "query_cache": args.query_cache,
-            "hnsw_ef": settings.store_hnsw_ef,
+            "hnsw_ef": search_ef(settings.store_hnsw_ef, n),
             "exact_up_to": settings.store_exact_up_to}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from withsense.config.store import StoreSettings
+from withsense.config.store import StoreSettings, search_ef
 from withsense.keywords import SparseVector as Keywords
 
 from .base import (
@@ -74,10 +74,11 @@ class QdrantClientStore:
     "image", payload indexes on `minor` and `uri`); an existing one must have the same dim.
     A new collection gets the HNSW graph, int8 quantization and vector placement of
     `settings` (`StoreSettings`, from the environment when not given); an existing one keeps
-    its own. On a server, searches use HNSW with `ef = max(hnsw_ef, limit)` (None: the
-    server's default, which gave recall@100 of only 0.35 on random 384-d data in Qdrant Edge),
-    int8 candidates rescored as `settings` say; the server scans small collections itself
-    (its full_scan_threshold). Local mode always searches exactly.
+    its own. On a server, searches use HNSW with `ef = max(search_ef(hnsw_ef, size), limit)`
+    (0: ef grows with the collection's size; None: the server's default, which gave
+    recall@100 of only 0.35 on random 384-d data in Qdrant Edge), int8 candidates rescored
+    as `settings` say; the server scans small collections itself (its full_scan_threshold).
+    Local mode always searches exactly.
     """
 
     backend = "qdrant-client"
@@ -108,6 +109,7 @@ class QdrantClientStore:
         self.hnsw_ef = self.settings.store_hnsw_ef if hnsw_ef is None else hnsw_ef
         self.collection = collection
         self.local = bool(path) or location == ":memory:"
+        self._points = 0  # the collection's size, for the search's ef
         self.where = url or location or str(path)
         self._lock: threading.RLock | None = threading.RLock() if self.local else None
         try:
@@ -144,11 +146,17 @@ class QdrantClientStore:
                     f"{what} on collection {self.collection!r} at {self.where} failed: {e}"
                 ) from e
 
+    def _refresh_points(self, client: QdrantClient) -> None:
+        # An estimate (other writers may share a server collection): it only sizes the search's
+        # ef (config.store.search_ef), where the order of magnitude is what counts.
+        self._points = int(client.count(self.collection, exact=False).count)
+
     def _ensure_collection(self) -> None:
         with self._call("opening the collection") as client:
             if not client.collection_exists(self.collection):
                 self._create_collection(client)
             info = client.get_collection(self.collection)
+            self._points = int(info.points_count or 0)
             vectors = info.config.params.vectors
             params = vectors.get(VECTOR_NAME) if isinstance(vectors, dict) else None
             if params is None:
@@ -231,6 +239,7 @@ class QdrantClientStore:
         with self._call("upsert") as client:
             for start in range(0, len(points), _BATCH):
                 client.upsert(self.collection, points[start : start + _BATCH], wait=True)
+            self._refresh_points(client)
 
     def get(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         ids = canonical_ids(image_ids)
@@ -276,7 +285,8 @@ class QdrantClientStore:
                 rescore=self.settings.store_quantization_rescore,
                 oversampling=self.settings.store_quantization_oversampling,
             )
-        return models.SearchParams(hnsw_ef=max(self.hnsw_ef, limit), quantization=quantization)
+        ef = search_ef(self.hnsw_ef, self._points)
+        return models.SearchParams(hnsw_ef=max(ef, limit), quantization=quantization)
 
     def hybrid_search(
         self,
@@ -349,6 +359,7 @@ class QdrantClientStore:
                     points_selector=models.PointIdsList(points=list(existing)),
                     wait=True,
                 )
+                self._refresh_points(client)
         return len(existing)
 
     def ids_for_uris(self, uris: Sequence[str]) -> list[str]:

@@ -20,7 +20,8 @@ Quirks of `qdrant-edge-py` 0.9 this module works around (see also tests/store):
   high-dimensional data: recall@100 against exact search was 0.35 on 20k random 384-d vectors
   (0.61 with ef=256, 0.82 with ef=512), while exact search over the same 20k took 2-5 ms.
   So `EdgeStore` searches exactly while the store holds at most `exact_up_to` points and
-  uses HNSW with `ef = max(hnsw_ef, limit)` above that (see benchmarks/bench_edge_store.py).
+  uses HNSW with `ef = max(search_ef(hnsw_ef, points), limit)` above that (see
+  benchmarks/bench_edge_store.py; `hnsw_ef` 0 lets ef grow with the store).
   Random vectors are HNSW's worst case, though: on realistic photo vectors (real embeddings
   with fitted noise, benchmarks/bench_store_tuning.py) recall@10 is far higher at a smaller ef.
 * With scalar quantization, `SearchParams(exact=True)` alone would scan the int8 copies; exact
@@ -72,7 +73,7 @@ from qdrant_edge import (
     UpdateOperation,
 )
 
-from withsense.config.store import StoreSettings
+from withsense.config.store import StoreSettings, search_ef
 from withsense.keywords import SparseVector as Keywords
 
 from .base import (
@@ -221,7 +222,8 @@ class EdgeStore:
     The index (HNSW m and ef_construct, int8 quantization, vectors on disk) comes from
     `settings` (`StoreSettings`, read from the environment when not given). Search is exact
     (full recall, original vectors) while the store holds at most `exact_up_to` points, and
-    HNSW with `ef = max(hnsw_ef, limit)` above, int8 candidates rescored with the original
+    HNSW with `ef = max(search_ef(hnsw_ef, points), limit)` above (0: ef grows with the
+    store), int8 candidates rescored with the original
     vectors when quantized; `exact_up_to`, `hnsw_ef`, `rescore` and `oversampling` are plain
     attributes and may be changed.
     """
@@ -319,7 +321,8 @@ class EdgeStore:
         quantization = None
         if self.quantized:
             quantization = QuantizationSearchParams(rescore=self.rescore, oversampling=self.oversampling)
-        return SearchParams(hnsw_ef=max(self.hnsw_ef, limit), quantization=quantization)
+        ef = search_ef(self.hnsw_ef, self._points)
+        return SearchParams(hnsw_ef=max(ef, limit), quantization=quantization)
 
     def _open_shard(self) -> EdgeShard:
         if self._shard is None:
