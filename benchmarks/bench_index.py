@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_utils import load_note, markdown_table
+from bench_utils import load_note, markdown_table, parse_variant
 
 ROOT = Path(__file__).resolve().parents[1]
 CUSTOMER = Path("/work/shared/data/withsense")
@@ -75,15 +75,6 @@ def code_env(root: Path, overrides: dict[str, str] | None = None) -> dict[str, s
             "WITHSENSE_METRICS_PORT": "0",
             # a shared, busy machine: the default 10 s deadline of worker calls can pass at start
             "WITHSENSE_WORKER_TIMEOUT_S": "120", **(overrides or {})}
-
-
-def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """'NAME=ENV=VALUE[,ENV=VALUE...]' -> (NAME, {ENV: VALUE})."""
-    name, _, settings = text.partition("=")
-    pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
-    if not name or any(len(pair) != 2 for pair in pairs):
-        raise SystemExit(f"--variant {text!r}: expected NAME=ENV=VALUE[,ENV=VALUE...]")
-    return name, dict(pairs)
 
 
 class ServedStack:

@@ -35,7 +35,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from bench_utils import load_note, markdown_table
+from bench_utils import cpu_seconds, load_note, markdown_table
 from search_gallery import ensure_gallery
 from search_servers import Stack, free_port
 from withsense.client import SearchClient
@@ -188,12 +188,6 @@ def read_profile(path: Path) -> collections.Counter:
         if category is not None and n.isdigit():
             counts[category] += int(n)
     return counts
-
-
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process and its threads (from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stage_means(metrics_port: int) -> dict[str, tuple[float, float]]:

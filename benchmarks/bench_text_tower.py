@@ -11,6 +11,8 @@ Runtime graphs and precisions, and what each precision costs in accuracy.
    customer's captions, the load test's queries, single words and odd texts.
 3. ``--kfold``: 5-fold cross-validation by photo of the search heads (``withsense_train``), with
    the text features (the tower's own vectors) from each graph: R@1, R@5, R@10, ECE.
+4. ``--op-profile``: where a query's time goes in the fused fp32 graph (1 thread), by op type,
+   from ONNX Runtime's own profiler (kernel time per query, the load test's queries).
 
 The project keeps a quantized precision as the worker's default only if every text stays within
 cosine 0.995 of fp32 and the cross-validated R@K does not drop.
@@ -94,6 +96,41 @@ def accuracy_rows(sessions: dict[str, OnnxTextSession], sets: dict[str, list[str
     return rows
 
 
+def op_profile_rows(runtime: ModelRuntime, like: OnnxTextSession, queries: list[str],
+                    repeats: int) -> list[list[str]]:
+    """Kernel time per query of each op type, from a profiled copy of the fused fp32 graph."""
+    import json
+
+    import onnxruntime
+    from withsense.model.text_onnx import _fused
+
+    graph = _fused(_export(runtime.text_tower.transformer, runtime.model),
+                   runtime.text_tower.transformer.config)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_profiling = True
+    options.profile_file_prefix = f"/tmp/bench-text-ops-{os.getpid()}"
+    session = onnxruntime.InferenceSession(graph.SerializeToString(), options,
+                                           providers=["CPUExecutionProvider"])
+    feeds = [dict(zip(("input_ids", "attention_mask"), like.tokenize([q]), strict=True))
+             for q in queries]
+    runs = repeats * len(feeds)
+    for _ in range(repeats):
+        for feed in feeds:
+            session.run(["vectors", "tower"], feed)
+    trace = Path(session.end_profiling())
+    per_op: dict[str, list[float]] = {}
+    for event in json.loads(trace.read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            per_op.setdefault(event["args"]["op_name"], []).append(event["dur"] / 1000)
+    trace.unlink()
+    total = sum(sum(v) for v in per_op.values())
+    ranked = sorted(per_op.items(), key=lambda item: -sum(item[1]))
+    return [[op, f"{len(times) // runs}", f"{sum(times) / runs:.3f}", f"{sum(times) / total:.1%}"]
+            for op, times in ranked] + [["all", "", f"{total / runs:.3f}", "100%"]]
+
+
 def kfold_rows(sessions: dict[str, OnnxTextSession], data: Path, cache_dir: Path) -> list[list[str]]:
     """Cross-validated R@K of the search heads trained and measured on each graph's text
     features (the image features from the trainer's cache, the same folds)."""
@@ -129,6 +166,8 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--kfold", action="store_true", help="also the cross-validated R@K")
+    parser.add_argument("--op-profile", action="store_true",
+                        help="also the fused fp32 graph's kernel time per query by op type")
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/withsense"))
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("WITHSENSE_FEATURE_CACHE",
                                                                           "/work/cache")))
@@ -157,6 +196,13 @@ def main() -> None:
             "odd texts": ODD_TEXTS}
     print(markdown_table(["path", "texts", "min", "1st percentile", "median",
                           f"share below {COSINE_BAR}"], accuracy_rows(sessions, sets)))
+    if args.op_profile:
+        tokens = np.median([len(sessions[FP32].tokenize([q])[0][0]) for q in queries])
+        print(f"\nFused fp32 graph, 1 thread: kernel time per query by op type ({len(queries)} "
+              f"queries, median {tokens:.0f} tokens, x{max(3, args.repeats // 10)})")
+        print(markdown_table(["op", "nodes", "ms / query", "share"],
+                             op_profile_rows(runtime, sessions[FP32], queries,
+                                             max(3, args.repeats // 10))))
     if args.kfold:
         print("\n5-fold cross-validation by photo, search heads on each graph's text features")
         picked = {k: v for k, v in sessions.items() if "1 thread" in k}

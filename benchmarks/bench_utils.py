@@ -88,3 +88,19 @@ def process_memory(pid: int | str = "self") -> dict[str, float]:
 def load_note() -> str:
     """The machine's load while the benchmark ran (shared machines: read numbers with it)."""
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process and its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def parse_variant(text: str) -> tuple[str, dict[str, str]]:
+    """'NAME=ENV=VALUE[,ENV=VALUE...]' (a --variant option) -> (NAME, {ENV: VALUE})."""
+    name, _, settings = text.partition("=")
+    pairs = [pair.split("=", 1) for pair in settings.split(",") if pair]
+    if not name or not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
+        raise SystemExit(f"--variant {text!r}: expected NAME=ENV=VALUE[,ENV=VALUE...]")
+    return name, dict(pairs)
+

@@ -99,6 +99,14 @@ def test_stopped_worker_fails_fast_and_recovers(background_loop, model_runtime, 
     assert error.value.code() == grpc.StatusCode.UNAVAILABLE
     assert f"127.0.0.1:{port}" in error.value.details() and "unavailable" in error.value.details()
     assert time.monotonic() - started < 5.0  # fails fast, well before the worker deadline
+    # The lexicon's answer needs no worker: a child query in a restricted region is still
+    # blocked; an allowed query there fails closed, UNAVAILABLE, never served unchecked.
+    blocked = stub.Search(pb.SearchRequest(query="a child on a swing", top_k=1, region="DE"),
+                          timeout=30)
+    assert blocked.blocked and not blocked.hits and "lexicon" in blocked.reason
+    with pytest.raises(grpc.RpcError) as unchecked:
+        stub.Search(pb.SearchRequest(query="a cat", top_k=1, region="DE"), timeout=30)
+    assert unchecked.value.code() == grpc.StatusCode.UNAVAILABLE
 
     worker = background_loop.run(start_worker(WorkerSettings(port=port), runtime=model_runtime))
     try:

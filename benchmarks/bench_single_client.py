@@ -1,0 +1,144 @@
+"""Single-client search latency of `withsense serve all`, two or more stacks side by side.
+
+Each stack is `withsense serve all` (worker and gateway in one process, the embedded store) on its
+own copy of a prefilled store of N photos (bench_scale.py's, kept under --root), from a source
+tree (--baseline-src, repeatable: another checkout, or `git archive <rev> services trainer`
+unpacked) or from this checkout with extra environment (--variant NAME=ENV=VALUE[,ENV=VALUE]). One client
+sends the customer's captions that mention no child (region DE: the lexicon and the semantic
+check run; top 10; the query cache off, so every search embeds its query) to the stacks in
+turn, query by query, the order alternating, so the machine's drift falls on all alike. Only
+one search is in flight at a time: the stacks are idle but for it (bench_scale's 5 QPS row
+without the load generator's timer). Per stack: p50, p90 and p99 of each repeat (the table
+shows their medians) and the server's CPU time per search (/proc).
+
+    cd benchmarks && ../.venv/bin/python bench_single_client.py --size 100k --queries 300 \\
+        --repeats 3 --baseline-src /tmp/base \\
+        --variant "no wide session=WITHSENSE_WORKER_TEXT_WIDE_THREADS=1"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_scale import REGION, SIZES, TOP_K, Server, caption_queries, default_build, prepare
+from bench_utils import cpu_seconds, load_note, markdown_table, parse_variant
+from scale_vectors import SCRATCH
+from tqdm import tqdm
+from withsense.client import SearchClient
+from withsense.config.store import StoreSettings
+
+HERE = Path(__file__).resolve().parent
+
+
+def stack_envs(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """Name -> the environment of its server (PYTHONPATH picks the source tree)."""
+    here = f"{HERE.parent / 'services'}:{HERE.parent / 'trainer'}"
+    base = {**os.environ, "WITHSENSE_QUERY_CACHE_SIZE": "0"}
+    envs = {}
+    for tree in (path.resolve() for path in args.baseline_src):
+        envs[f"baseline ({tree})"] = {**base, "PYTHONPATH": f"{tree / 'services'}:{tree / 'trainer'}"}
+    envs["this checkout"] = {**base, "PYTHONPATH": here}
+    for name, extra in map(parse_variant, args.variant):
+        envs[name] = {**base, "PYTHONPATH": here, **extra}
+    return envs
+
+
+def store_copy(folder: Path, work: Path, index: int) -> Path:
+    """A copy of the prefilled data folder per stack (one store opens in one process only)."""
+    copy = work / f"stack-{index}"
+    if not copy.exists():
+        shutil.copytree(folder, copy)
+    return copy
+
+
+def measure(servers: dict[str, Server], queries: list[str], repeats: int,
+            bar: tqdm) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Per stack and repeat: (p50, p90, p99 ms, server CPU ms per search)."""
+    clients = {name: SearchClient(server.target) for name, server in servers.items()}
+    names = list(servers)
+    out: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
+    try:
+        for client in clients.values():
+            for query in queries[-10:]:  # warm-up, with queries the repeats do not send
+                client.search(query, top_k=TOP_K, region=REGION, timeout_s=60)
+        for _ in range(repeats):
+            cpu = {name: cpu_seconds(servers[name].proc.pid) for name in names}
+            samples: dict[str, list[float]] = {name: [] for name in names}
+            for i, query in enumerate(queries[:-10]):
+                order = names if i % 2 == 0 else names[::-1]
+                for name in order:
+                    started = time.perf_counter()
+                    clients[name].search(query, top_k=TOP_K, region=REGION, timeout_s=30)
+                    samples[name].append(1000 * (time.perf_counter() - started))
+                bar.update(1)
+            for name in names:
+                ms = np.asarray(samples[name])
+                used = 1000 * (cpu_seconds(servers[name].proc.pid) - cpu[name]) / len(ms)
+                p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
+                out[name].append((p50, p90, p99, used))
+    finally:
+        for client in clients.values():
+            client.close()
+    return out
+
+
+def render(results: dict[str, list[tuple[float, float, float, float]]]) -> str:
+    first = statistics.median(v[0] for v in next(iter(results.values())))
+    rows = []
+    for name, values in results.items():
+        p50, p90, p99, cpu = (statistics.median(v[i] for v in values) for i in range(4))
+        rows.append([name, f"{p50:.1f}", f"{p90:.1f}", f"{p99:.1f}", f"{first / p50:.2f}x",
+                     f"{cpu:.1f}", " ".join(f"{v[0]:.1f}" for v in values)])
+    return markdown_table(["stack", "p50 ms", "p90 ms", "p99 ms", "speed-up (p50)",
+                           "server CPU ms / search", "p50 of each repeat"], rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", default="100k", choices=list(SIZES))
+    ap.add_argument("--queries", type=int, default=300, help="searches per stack and repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--baseline-src", type=Path, action="append", default=[],
+                    help="a source tree with services/ and trainer/ (repeatable)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=ENV=VALUE,...",
+                    help="also this checkout with these environment settings (repeatable)")
+    ap.add_argument("--root", type=Path, default=SCRATCH, help="where prefilled stores are kept")
+    ap.add_argument("--work", type=Path, default=SCRATCH / "single-client",
+                    help="where the stacks' store copies are kept (reused)")
+    ap.add_argument("--startup-timeout", type=float, default=1800.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    envs = stack_envs(args)  # first: a bad --variant is refused before any work
+    n = SIZES[args.size]
+    folder, _ = prepare(n, args.root, default_build(StoreSettings()))
+    texts, _ = caption_queries()
+    queries = texts[: args.queries + 10]
+    servers: dict[str, Server] = {}
+    try:
+        for i, (name, env) in enumerate(envs.items()):
+            copy = store_copy(folder, args.work / args.size, i)
+            servers[name] = Server(copy, args.startup_timeout, env=env)
+        with tqdm(total=args.repeats * (len(queries) - 10), desc="searches", unit="query") as bar:
+            results = measure(servers, queries, args.repeats, bar)
+    finally:
+        for server in servers.values():
+            server.stop()
+    if args.json:
+        print(json.dumps({"size": args.size, "photos": n, "load": load_note(), "results": results}))
+        return
+    print(f"Single client, `serve all` at {n:,} photos: {args.queries} queries x {args.repeats} "
+          f"repeats per stack, alternating; region {REGION}, top {TOP_K}, query cache off; "
+          f"{load_note()}\n")
+    print(render(results))
+
+
+if __name__ == "__main__":
+    main()
