@@ -6,14 +6,14 @@ tree (--baseline-src, repeatable: another checkout, or `git archive <rev> servic
 unpacked) or from this checkout with extra environment (--variant NAME=ENV=VALUE[,ENV=VALUE]). One client
 sends the customer's captions that mention no child (region DE: the lexicon and the semantic
 check run; top 10; the query cache off, so every search embeds its query) to the stacks in
-turn, query by query, the order alternating, so the machine's drift falls on all alike. Only
+turn, query by query, the order rotating, so the machine's drift falls on all alike. Only
 one search is in flight at a time: the stacks are idle but for it (bench_scale's 5 QPS row
 without the load generator's timer). Per stack: p50, p90 and p99 of each repeat (the table
 shows their medians) and the server's CPU time per search (/proc).
 
     cd benchmarks && ../.venv/bin/python bench_single_client.py --size 100k --queries 300 \\
         --repeats 3 --baseline-src /tmp/base \\
-        --variant "no wide session=WITHSENSE_WORKER_TEXT_WIDE_THREADS=1"
+        --variant "ef 768=WITHSENSE_STORE_HNSW_EF=768"
 """
 
 from __future__ import annotations
@@ -38,23 +38,35 @@ HERE = Path(__file__).resolve().parent
 
 
 def stack_envs(args: argparse.Namespace) -> dict[str, dict[str, str]]:
-    """Name -> the environment of its server (PYTHONPATH picks the source tree)."""
+    """Name -> the environment of its server (PYTHONPATH picks the source tree); refuses a
+    tree without services/ and a name given twice, before any work."""
     here = f"{HERE.parent / 'services'}:{HERE.parent / 'trainer'}"
     base = {**os.environ, "WITHSENSE_QUERY_CACHE_SIZE": "0"}
-    envs = {}
+    stacks: list[tuple[str, dict[str, str]]] = []
     for tree in (path.resolve() for path in args.baseline_src):
-        envs[f"baseline ({tree})"] = {**base, "PYTHONPATH": f"{tree / 'services'}:{tree / 'trainer'}"}
-    envs["this checkout"] = {**base, "PYTHONPATH": here}
-    for name, extra in map(parse_variant, args.variant):
-        envs[name] = {**base, "PYTHONPATH": here, **extra}
+        if not (tree / "services" / "withsense").is_dir():
+            raise SystemExit(f"--baseline-src {tree}: no services/withsense there")
+        stacks.append((f"baseline ({tree})",
+                       {**base, "PYTHONPATH": f"{tree / 'services'}:{tree / 'trainer'}"}))
+    stacks.append(("this checkout", {**base, "PYTHONPATH": here}))
+    stacks += [(name, {**base, "PYTHONPATH": here, **extra})
+               for name, extra in map(parse_variant, args.variant)]
+    envs = dict(stacks)
+    if len(envs) < len(stacks):
+        raise SystemExit(f"two stacks share a name: {[name for name, _ in stacks]}")
     return envs
 
 
 def store_copy(folder: Path, work: Path, index: int) -> Path:
-    """A copy of the prefilled data folder per stack (one store opens in one process only)."""
-    copy = work / f"stack-{index}"
+    """A copy of the prefilled data folder per stack (one store opens in one process only),
+    named after the build it copies and kept for later runs; made under a temporary name, so
+    that an interrupted copy is never taken for a whole one."""
+    copy = work / f"{folder.name}-stack-{index}"
     if not copy.exists():
-        shutil.copytree(folder, copy)
+        partial = copy.with_name(copy.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(folder, partial)
+        partial.rename(copy)
     return copy
 
 
@@ -72,8 +84,8 @@ def measure(servers: dict[str, Server], queries: list[str], repeats: int,
             cpu = {name: cpu_seconds(servers[name].proc.pid) for name in names}
             samples: dict[str, list[float]] = {name: [] for name in names}
             for i, query in enumerate(queries[:-10]):
-                order = names if i % 2 == 0 else names[::-1]
-                for name in order:
+                shift = i % len(names)  # each stack takes each place in the order in turn
+                for name in names[shift:] + names[:shift]:
                     started = time.perf_counter()
                     clients[name].search(query, top_k=TOP_K, region=REGION, timeout_s=30)
                     samples[name].append(1000 * (time.perf_counter() - started))
@@ -115,6 +127,8 @@ def main() -> None:
     ap.add_argument("--startup-timeout", type=float, default=1800.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.queries < 1 or args.repeats < 1:
+        raise SystemExit("--queries and --repeats must be at least 1")
 
     envs = stack_envs(args)  # first: a bad --variant is refused before any work
     n = SIZES[args.size]
@@ -134,8 +148,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"size": args.size, "photos": n, "load": load_note(), "results": results}))
         return
-    print(f"Single client, `serve all` at {n:,} photos: {args.queries} queries x {args.repeats} "
-          f"repeats per stack, alternating; region {REGION}, top {TOP_K}, query cache off; "
+    print(f"Single client, `serve all` at {n:,} photos: {len(queries) - 10} queries x {args.repeats} "
+          f"repeats per stack, order rotating; region {REGION}, top {TOP_K}, query cache off; "
           f"{load_note()}\n")
     print(render(results))
 

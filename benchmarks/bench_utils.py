@@ -103,4 +103,3 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     if not name or not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
         raise SystemExit(f"--variant {text!r}: expected NAME=ENV=VALUE[,ENV=VALUE...]")
     return name, dict(pairs)
-

@@ -30,11 +30,9 @@ def scale_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.mark.skipif(not (DATA / "extra" / "captions.txt").exists(),
                     reason="the customer's data set is not here")
 def test_bench_scale_smallest_run(scale_env: dict[str, str]) -> None:
-    tmp_path = Path(scale_env["WITHSENSE_SCALE_DIR"])
-    env = scale_env
     done = subprocess.run(
         [sys.executable, "bench_scale.py", "--sizes", "1k", "--rates", "5", "--duration", "2", "--json"],
-        cwd=BENCHMARKS, env=env, capture_output=True, text=True, timeout=1500, check=False)
+        cwd=BENCHMARKS, env=scale_env, capture_output=True, text=True, timeout=1500, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     [result] = json.loads(done.stdout)
     assert result["photos"] == 1000 and result["built"]["count"] == 1000
@@ -42,7 +40,8 @@ def test_bench_scale_smallest_run(scale_env: dict[str, str]) -> None:
     assert row["offered_qps"] == 5 and row["requests"] >= 10
     assert row["ok"] + row["shed"] + row["errors"] == row["requests"]
     assert all(ms > 0 for ms in result["floors"]["tower_ms"] + result["floors"]["store_ms"])
-    assert (tmp_path / "store-1000-m16-efc128-int8-disk" / "store-catalogue.sqlite").exists()
+    scale_dir = Path(scale_env["WITHSENSE_SCALE_DIR"])
+    assert (scale_dir / "store-1000-m16-efc128-int8-disk" / "store-catalogue.sqlite").exists()
 
 
 @pytest.mark.slow
@@ -50,18 +49,18 @@ def test_bench_scale_smallest_run(scale_env: dict[str, str]) -> None:
 @pytest.mark.skipif(not (DATA / "extra" / "captions.txt").exists(),
                     reason="the customer's data set is not here")
 def test_bench_single_client_two_stacks(scale_env: dict[str, str]) -> None:
-    """This checkout against itself with a bigger ef: both stacks answer every search."""
+    """This checkout against itself searching the graph instead of exactly (1k photos are
+    below exact_up_to): both stacks answer every search."""
     done = subprocess.run(
         [sys.executable, "bench_single_client.py", "--size", "1k", "--queries", "6", "--repeats", "2",
-         "--variant", "fixed ef=WITHSENSE_STORE_HNSW_EF=512", "--json"],
+         "--variant", "graph=WITHSENSE_STORE_EXACT_UP_TO=0", "--json"],
         cwd=BENCHMARKS, env=scale_env, capture_output=True, text=True, timeout=1500, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout)
-    assert result["photos"] == 1000 and set(result["results"]) == {"this checkout", "fixed ef"}
+    assert result["photos"] == 1000 and set(result["results"]) == {"this checkout", "graph"}
     for repeats in result["results"].values():
         assert len(repeats) == 2
         assert all(0 < p50 <= p90 <= p99 and cpu > 0 for p50, p90, p99, cpu in repeats)
     bad = subprocess.run([sys.executable, "bench_single_client.py", "--variant", "no-equals-sign"],
                          cwd=BENCHMARKS, env=scale_env, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "--variant 'no-equals-sign'" in bad.stderr
-

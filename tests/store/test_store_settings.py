@@ -116,3 +116,27 @@ def test_edge_store_searches_with_the_ef_of_its_size(tmp_path: Path, dataset: Da
         assert store._search_params(500).hnsw_ef == 500
         store.hnsw_ef = 64
         assert store._search_params(40).hnsw_ef == 64
+
+
+def test_client_store_counts_its_collection_again_by_age(tmp_path: Path, dataset: Dataset) -> None:
+    """The size that sizes a server search's ef is counted at open and again once older than
+    POINTS_MAX_AGE_S (other gateways write to a shared collection); a failed count keeps the
+    last estimate instead of failing the search."""
+    from withsense.store.client import POINTS_MAX_AGE_S
+
+    store = QdrantClientStore(path=str(tmp_path / "local"), collection=COLLECTION, dim=DIM)
+    try:
+        store.upsert(dataset.records[:30])
+        client = store._client
+        assert store._collection_size(client) == 0  # counted at open, still fresh
+        store._points_at -= POINTS_MAX_AGE_S + 1
+        assert store._collection_size(client) == 30
+
+        class Unreachable:
+            def count(self, *args: object, **kwargs: object) -> None:
+                raise ConnectionError("server gone")
+
+        store._points_at -= POINTS_MAX_AGE_S + 1
+        assert store._collection_size(Unreachable()) == 30
+    finally:
+        store.close()

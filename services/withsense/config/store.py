@@ -10,6 +10,7 @@ The defaults were chosen with benchmarks/bench_store_tuning.py on realistic vect
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field
@@ -32,8 +33,8 @@ class StoreSettings(BaseSettings):
     store_hnsw_ef: int = Field(
         default=0, ge=0, le=65536,
         description="HNSW: candidates kept while searching (at least the number of hits asked "
-        "for); more: higher recall, slower queries. 0: grows with the store (search_ef: 384 up "
-        "to 100k photos, 768 at 1M).",
+        "for); more: higher recall, slower queries. 0: grows with the store's size "
+        "(search_ef below).",
     )
     store_exact_up_to: int = Field(
         default=25_000, ge=0,
@@ -105,7 +106,7 @@ class StoreSettings(BaseSettings):
 # little more at 384 and its recall is then higher still.
 AUTO_EF_BASE = 384
 AUTO_EF_BASE_POINTS = 100_000
-AUTO_EF_GROWTH = 0.30103  # log10(2): x2 per x10 photos
+AUTO_EF_GROWTH = math.log10(2)  # x2 per x10 photos
 
 
 def search_ef(fixed: int, points: int) -> int:
@@ -114,4 +115,3 @@ def search_ef(fixed: int, points: int) -> int:
         return fixed
     scale = max(points, AUTO_EF_BASE_POINTS) / AUTO_EF_BASE_POINTS
     return 16 * round(AUTO_EF_BASE * scale ** AUTO_EF_GROWTH / 16)
-

@@ -9,7 +9,9 @@ and is called without one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -47,6 +49,9 @@ from .base import (
 )
 
 _BATCH = 256
+# How old the collection's size may get before a search counts it again (see _collection_size).
+POINTS_MAX_AGE_S = 30.0
+log = logging.getLogger(__name__)
 _MINOR_IS_TRUE = models.FieldCondition(key="minor", match=models.MatchValue(value=True))
 _INDEXES = {field: models.PayloadSchemaType(kind) for field, kind in PAYLOAD_INDEXES.items()}
 
@@ -75,10 +80,10 @@ class QdrantClientStore:
     A new collection gets the HNSW graph, int8 quantization and vector placement of
     `settings` (`StoreSettings`, from the environment when not given); an existing one keeps
     its own. On a server, searches use HNSW with `ef = max(search_ef(hnsw_ef, size), limit)`
-    (0: ef grows with the collection's size; None: the server's default, which gave
-    recall@100 of only 0.35 on random 384-d data in Qdrant Edge), int8 candidates rescored
-    as `settings` say; the server scans small collections itself (its full_scan_threshold).
-    Local mode always searches exactly.
+    (0: ef grows with the collection's size, counted again every POINTS_MAX_AGE_S; the
+    server's own default gave recall@100 of only 0.35 on random 384-d data in Qdrant Edge),
+    int8 candidates rescored as `settings` say; the server scans small collections itself
+    (its full_scan_threshold). Local mode always searches exactly.
     """
 
     backend = "qdrant-client"
@@ -109,7 +114,7 @@ class QdrantClientStore:
         self.hnsw_ef = self.settings.store_hnsw_ef if hnsw_ef is None else hnsw_ef
         self.collection = collection
         self.local = bool(path) or location == ":memory:"
-        self._points = 0  # the collection's size, for the search's ef
+        self._points, self._points_at = 0, 0.0  # the collection's size and when it was counted
         self.where = url or location or str(path)
         self._lock: threading.RLock | None = threading.RLock() if self.local else None
         try:
@@ -146,17 +151,12 @@ class QdrantClientStore:
                     f"{what} on collection {self.collection!r} at {self.where} failed: {e}"
                 ) from e
 
-    def _refresh_points(self, client: QdrantClient) -> None:
-        # An estimate (other writers may share a server collection): it only sizes the search's
-        # ef (config.store.search_ef), where the order of magnitude is what counts.
-        self._points = int(client.count(self.collection, exact=False).count)
-
     def _ensure_collection(self) -> None:
         with self._call("opening the collection") as client:
             if not client.collection_exists(self.collection):
                 self._create_collection(client)
             info = client.get_collection(self.collection)
-            self._points = int(info.points_count or 0)
+            self._points, self._points_at = int(info.points_count or 0), time.monotonic()
             vectors = info.config.params.vectors
             params = vectors.get(VECTOR_NAME) if isinstance(vectors, dict) else None
             if params is None:
@@ -239,7 +239,6 @@ class QdrantClientStore:
         with self._call("upsert") as client:
             for start in range(0, len(points), _BATCH):
                 client.upsert(self.collection, points[start : start + _BATCH], wait=True)
-            self._refresh_points(client)
 
     def get(self, image_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         ids = canonical_ids(image_ids)
@@ -272,12 +271,12 @@ class QdrantClientStore:
                 limit=limit,
                 with_payload=True,
                 with_vectors=[VECTOR_NAME] if with_vectors else False,
-                search_params=self._search_params(limit),
+                search_params=self._search_params(client, limit),
             )
         return hits_from_points(response.points, with_vectors=with_vectors, dim=self.dim)
 
-    def _search_params(self, limit: int) -> models.SearchParams | None:
-        if self.local or self.hnsw_ef is None:
+    def _search_params(self, client: QdrantClient, limit: int) -> models.SearchParams | None:
+        if self.local:
             return None
         quantization = None
         if self.settings.quantized:
@@ -285,8 +284,24 @@ class QdrantClientStore:
                 rescore=self.settings.store_quantization_rescore,
                 oversampling=self.settings.store_quantization_oversampling,
             )
-        ef = search_ef(self.hnsw_ef, self._points)
+        ef = search_ef(self.hnsw_ef, self._collection_size(client))
         return models.SearchParams(hnsw_ef=max(ef, limit), quantization=quantization)
+
+    def _collection_size(self, client: QdrantClient) -> int:
+        """The collection's size as estimated at most POINTS_MAX_AGE_S ago: it sizes the
+        search's ef (config.store.search_ef), where the order of magnitude is what counts.
+        Other gateways write to a shared server collection, so the estimate is renewed by age,
+        not by this gateway's writes; a failed count keeps the last estimate (the search's own
+        call reports a failing server)."""
+        now = time.monotonic()
+        if now - self._points_at > POINTS_MAX_AGE_S:
+            self._points_at = now
+            try:
+                self._points = int(client.count(self.collection, exact=False).count)
+            except Exception as e:  # noqa: BLE001 - an estimate: the last one serves
+                log.warning("counting collection %r at %s failed (%s): ef from the last count, "
+                            "%d points", self.collection, self.where, e, self._points)
+        return self._points
 
     def hybrid_search(
         self,
@@ -304,11 +319,11 @@ class QdrantClientStore:
         if limit == 0:
             return []
         flt = _filter(exclude_minor, filters)
-        params = self._search_params(limit)
         sources: list[tuple[Any, str]] = [(query, VECTOR_NAME), ([query], DESCRIPTIONS_VECTOR)]
         if sparse is not None:
             sources.append((_sparse(sparse), KEYWORDS_VECTOR))
         with self._call("hybrid search") as client:
+            params = self._search_params(client, limit)
             response = client.query_points(
                 self.collection,
                 prefetch=[
@@ -359,7 +374,6 @@ class QdrantClientStore:
                     points_selector=models.PointIdsList(points=list(existing)),
                     wait=True,
                 )
-                self._refresh_points(client)
         return len(existing)
 
     def ids_for_uris(self, uris: Sequence[str]) -> list[str]:
