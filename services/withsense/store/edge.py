@@ -223,9 +223,8 @@ class EdgeStore:
     `settings` (`StoreSettings`, read from the environment when not given). Search is exact
     (full recall, original vectors) while the store holds at most `exact_up_to` points, and
     HNSW with `ef = max(search_ef(hnsw_ef, points), limit)` above (0: ef grows with the
-    store), int8 candidates rescored with the original
-    vectors when quantized; `exact_up_to`, `hnsw_ef`, `rescore` and `oversampling` are plain
-    attributes and may be changed.
+    store), int8 candidates rescored with the original vectors when quantized; `exact_up_to`,
+    `hnsw_ef`, `rescore` and `oversampling` are plain attributes and may be changed.
     """
 
     backend = "qdrant-edge"
