@@ -5,7 +5,7 @@ batch of 64 padded to its longest text), on the same texts, taking turns; median
 that both give the same vectors.
 
 Texts: the customer's captions in file order (5 a photo), in calls of 64 as the gateway sends a
-photo chunk's descriptions (``gateway.serving.DESCRIPTION_BATCH``).
+photo chunk's descriptions (``gateway.indexing.DESCRIPTION_BATCH``).
 
     PYTHONPATH=services:trainer .venv/bin/python benchmarks/bench_descriptions.py [--calls 10]
 """
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     from withsense.config import WorkerSettings
-    from withsense.gateway.serving import DESCRIPTION_BATCH
+    from withsense.gateway.indexing import DESCRIPTION_BATCH
     from withsense.model.text_onnx import SORTED_BATCH
     from withsense.worker.serving import load_runtime
 

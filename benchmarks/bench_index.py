@@ -287,7 +287,9 @@ PROFILE_RULES = [
     ("gateway: store + catalogue", ("withsense/store/",)),
     ("gateway: keywords", ("withsense/keywords.py",)),
     ("gateway: audit log", ("audit",)),
-    ("gateway: plan, flags, payloads", ("withsense/gateway/serving.py", "photo_flags")),
+    # serving.py: a baseline tree from before indexing had a file of its own
+    ("gateway: plan, flags, payloads", ("withsense/gateway/indexing.py", "withsense/gateway/serving.py",
+                                        "photo_flags")),
     ("gRPC + protobuf (both ends)", ("grpc", "_pb2", "protobuf", "servicer.py", "worker_client.py")),
 ]
 

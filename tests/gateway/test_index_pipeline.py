@@ -11,7 +11,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from withsense.gateway.serving import INDEX_CHUNK
+from withsense.gateway.indexing import INDEX_CHUNK
 from withsense.v1 import search_pb2 as pb
 
 from tests.helpers import search_stub

@@ -5,7 +5,7 @@ needs no store write, so the next chunks are prepared while the oldest one is wr
 worker's model, the gateway's thumbnail thread and the store work at the same time instead of
 taking turns. Commits run one at a time in arrival order, so the store sees the same writes in
 the same order as without a pipeline (what a commit finds in the store may have changed since
-its chunk was prepared: `SearchEngine._commit_chunk` re-reads and re-plans).
+its chunk was prepared: `Indexer._commit_chunk` re-reads and re-plans).
 """
 
 from __future__ import annotations

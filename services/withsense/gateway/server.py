@@ -62,7 +62,7 @@ class GatewayServer:
     @property
     def serving(self) -> bool:
         """What the HTTP health check says: false once stopping, or after a failed store write."""
-        return not self._stopped and not self.engine.store_failure
+        return not self._stopped and not self.engine.access.failure
 
     async def stop(self, grace: float | None = None) -> None:
         """Like the worker: health NOT_SERVING first (load balancers stop sending), no new
@@ -121,7 +121,7 @@ async def start_gateway(settings: GatewaySettings, *, dim: int = 384,
     servicer = SearchServicer(engine)
     search_pb2_grpc.add_SearchServiceServicer_to_server(servicer, server)
     health = add_health_and_reflection(server, [SERVICE])
-    engine.on_store_failure = lambda: set_serving(health, [SERVICE], False)
+    engine.access.on_failure = lambda: set_serving(health, [SERVICE], False)
     try:
         port = bind(server, settings.host, settings.port, tls_cert=settings.tls_cert,
                     tls_key=settings.tls_key)

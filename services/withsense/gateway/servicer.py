@@ -65,7 +65,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
                     yield (getattr(request, "uri", "") or f"item {position}", str(error))
                 position += 1
 
-        summary = await self.engine.index(items())
+        summary = await self.engine.indexer.index(items())
         return pb.IndexImagesResponse(
             indexed=summary.indexed, unchanged=summary.unchanged, failed=len(summary.failures),
             failures=[pb.IndexFailure(uri=uri, reason=reason) for uri, reason in summary.failures],
@@ -76,7 +76,7 @@ class SearchServicer(pb_grpc.SearchServiceServicer):
         )
 
     async def delete_images(self, request: pb.DeleteImagesRequest) -> pb.DeleteImagesResponse:
-        deleted = await self.engine.delete(list(request.image_ids), list(request.uris))
+        deleted = await self.engine.indexer.delete(list(request.image_ids), list(request.uris))
         return pb.DeleteImagesResponse(deleted=deleted)
 
     async def get_stats(self, request: pb.GetStatsRequest) -> pb.GetStatsResponse:
