@@ -6,10 +6,14 @@ tree (--baseline-src, repeatable: another checkout, or `git archive <rev> servic
 unpacked) or from this checkout with extra environment (--variant NAME=ENV=VALUE[,ENV=VALUE]). One client
 sends the customer's captions that mention no child (region DE: the lexicon and the semantic
 check run; top 10; the query cache off, so every search embeds its query) to the stacks in
-turn, query by query, the order rotating, so the machine's drift falls on all alike. Only
-one search is in flight at a time: the stacks are idle but for it (bench_scale's 5 QPS row
-without the load generator's timer). Per stack: p50, p90 and p99 of each repeat (the table
-shows their medians) and the server's CPU time per search (/proc).
+turn, query by query, the order rotating, so the machine's drift falls on all alike. Each
+repeat sends new queries (no cache of the gateway's knows them; `--same-queries`: the same
+ones). Only one search is in flight at a time: the stacks are idle but for it (bench_scale's
+5 QPS row without the load generator's timer). The stacks are started afresh for each pass,
+in a rotated order on rotated store copies, since the place a stack starts in biases it (an
+A/A run: the second of two identical stacks 0.3 ms faster at 100k). Per stack: p50, p90 and
+p99 of each repeat of each pass (the table shows their medians) and the server's CPU time per
+search (/proc).
 
     cd benchmarks && ../.venv/bin/python bench_single_client.py --size 100k --queries 300 \\
         --repeats 3 --baseline-src /tmp/base \\
@@ -35,6 +39,7 @@ from withsense.client import SearchClient
 from withsense.config.store import StoreSettings
 
 HERE = Path(__file__).resolve().parent
+WARM_UP = 10  # searches per stack before measuring
 
 
 def stack_envs(args: argparse.Namespace) -> dict[str, dict[str, str]]:
@@ -70,20 +75,21 @@ def store_copy(folder: Path, work: Path, index: int) -> Path:
     return copy
 
 
-def measure(servers: dict[str, Server], queries: list[str], repeats: int,
+def measure(servers: dict[str, Server], rounds: list[list[str]], warm_up: list[str],
             bar: tqdm) -> dict[str, list[tuple[float, float, float, float]]]:
-    """Per stack and repeat: (p50, p90, p99 ms, server CPU ms per search)."""
+    """Per stack and repeat (one list of `rounds` each): (p50, p90, p99 ms, server CPU ms per
+    search)."""
     clients = {name: SearchClient(server.target) for name, server in servers.items()}
     names = list(servers)
     out: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in names}
     try:
         for client in clients.values():
-            for query in queries[-10:]:  # warm-up, with queries the repeats do not send
+            for query in warm_up:
                 client.search(query, top_k=TOP_K, region=REGION, timeout_s=60)
-        for _ in range(repeats):
+        for queries in rounds:
             cpu = {name: cpu_seconds(servers[name].proc.pid) for name in names}
             samples: dict[str, list[float]] = {name: [] for name in names}
-            for i, query in enumerate(queries[:-10]):
+            for i, query in enumerate(queries):
                 shift = i % len(names)  # each stack takes each place in the order in turn
                 for name in names[shift:] + names[:shift]:
                     started = time.perf_counter()
@@ -99,6 +105,41 @@ def measure(servers: dict[str, Server], queries: list[str], repeats: int,
         for client in clients.values():
             client.close()
     return out
+
+
+def rotated(names: list[str], shift: int) -> list[str]:
+    shift %= len(names)
+    return names[shift:] + names[:shift]
+
+
+def run_pass(order: list[str], envs: dict[str, dict[str, str]], folder: Path,
+             args: argparse.Namespace, rounds: list[list[str]], warm_up: list[str],
+             bar: tqdm) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Starts the stacks in `order` (the i-th on store copy i), measures them, stops them.
+    Stacks that start first, or on a given copy, measured a few percent apart with everything
+    else equal (A/A runs: 0.3 ms at 100k), so passes rotate both."""
+    servers: dict[str, Server] = {}
+    try:
+        for i, name in enumerate(order):
+            copy = store_copy(folder, args.work / args.size, i)
+            servers[name] = Server(copy, args.startup_timeout, env=envs[name])
+        return measure(servers, rounds, warm_up, bar)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def query_rounds(texts: list[str], queries: int, repeats: int, same: bool) -> list[list[str]]:
+    """The queries of each repeat: new ones each time, as a service mostly sees, so that no
+    cache of the gateway's (the lexicon's decisions) holds them; or, `same`, the first
+    `queries` every time. The last WARM_UP texts are the warm-up's, never measured."""
+    needed = queries if same else queries * repeats
+    if needed > len(texts) - WARM_UP:
+        raise SystemExit(f"--queries x --repeats: {needed} queries asked, "
+                         f"{len(texts) - WARM_UP} captions to send")
+    if same:
+        return [texts[:queries]] * repeats
+    return [texts[r * queries:(r + 1) * queries] for r in range(repeats)]
 
 
 def render(results: dict[str, list[tuple[float, float, float, float]]]) -> str:
@@ -117,6 +158,9 @@ def main() -> None:
     ap.add_argument("--size", default="100k", choices=list(SIZES))
     ap.add_argument("--queries", type=int, default=300, help="searches per stack and repeat")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--same-queries", action="store_true",
+                    help="every repeat sends the same queries (the gateway's lexicon cache then "
+                         "knows them after the first); default: new ones each repeat")
     ap.add_argument("--baseline-src", type=Path, action="append", default=[],
                     help="a source tree with services/ and trainer/ (repeatable)")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=ENV=VALUE,...",
@@ -124,32 +168,35 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=SCRATCH, help="where prefilled stores are kept")
     ap.add_argument("--work", type=Path, default=SCRATCH / "single-client",
                     help="where the stacks' store copies are kept (reused)")
+    ap.add_argument("--passes", type=int, default=0,
+                    help="stacks started afresh this many times, each pass in the next order "
+                         "(its first stack first, on the first store copy); default: one pass "
+                         "per stack, so that each takes each place once")
     ap.add_argument("--startup-timeout", type=float, default=1800.0)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.queries < 1 or args.repeats < 1:
-        raise SystemExit("--queries and --repeats must be at least 1")
+    if args.queries < 1 or args.repeats < 1 or args.passes < 0:
+        raise SystemExit("--queries and --repeats must be at least 1, --passes at least 0")
 
     envs = stack_envs(args)  # first: a bad --variant is refused before any work
     n = SIZES[args.size]
     folder, _ = prepare(n, args.root, default_build(StoreSettings()))
     texts, _ = caption_queries()
-    queries = texts[: args.queries + 10]
-    servers: dict[str, Server] = {}
-    try:
-        for i, (name, env) in enumerate(envs.items()):
-            copy = store_copy(folder, args.work / args.size, i)
-            servers[name] = Server(copy, args.startup_timeout, env=env)
-        with tqdm(total=args.repeats * (len(queries) - 10), desc="searches", unit="query") as bar:
-            results = measure(servers, queries, args.repeats, bar)
-    finally:
-        for server in servers.values():
-            server.stop()
+    rounds = query_rounds(texts, args.queries, args.repeats, args.same_queries)
+    passes = args.passes or len(envs)
+    results: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name in envs}
+    with tqdm(total=passes * args.repeats * args.queries, desc="searches", unit="query") as bar:
+        for p in range(passes):
+            part = run_pass(rotated(list(envs), p), envs, folder, args, rounds, texts[-WARM_UP:], bar)
+            for name, repeats in part.items():
+                results[name] += repeats
     if args.json:
         print(json.dumps({"size": args.size, "photos": n, "load": load_note(), "results": results}))
         return
-    print(f"Single client, `serve all` at {n:,} photos: {len(queries) - 10} queries x {args.repeats} "
-          f"repeats per stack, order rotating; region {REGION}, top {TOP_K}, query cache off; "
+    which = "the same queries" if args.same_queries else "new queries"
+    print(f"Single client, `serve all` at {n:,} photos: {args.queries} queries x {args.repeats} "
+          f"repeats x {passes} passes per stack ({which} each repeat), order rotating; region "
+          f"{REGION}, top {TOP_K}, query cache off; "
           f"{load_note()}\n")
     print(render(results))
 
