@@ -74,3 +74,24 @@ def test_without_a_fusion_model_the_pixels_decide() -> None:
     fused = fuse(None, [], np.ones(DIM, np.float32), _candidates(np.random.default_rng(3), 2), pixels)
     np.testing.assert_array_equal(fused.probabilities, pixels)
     assert fused.evidence(1) == PIXELS_ONLY
+
+
+def test_the_engines_summaries_stand_for_the_rows() -> None:
+    """Candidates the store summarised (best, mean, count) give the features their rows give;
+    when any candidate lacks a summary, every candidate's rows are used."""
+    rng = np.random.default_rng(4)
+    query = _unit(rng.standard_normal(DIM))
+    rows = _candidates(rng, 40)
+    reference = description_summaries(query, rows)
+    summarised = [StoreHit(image_id=c.image_id, score=0.0, payload={}, vector=None,
+                           keywords=c.keywords,
+                           description_summary=(float(b), float(m), int(n)))
+                  for c, b, m, n in zip(rows, *reference, strict=True)]
+    for got, want in zip(description_summaries(query, summarised), reference, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # A summary that disagrees with the rows shows which one was read.
+    off = [StoreHit(image_id=c.image_id, score=0.0, payload={}, vector=None,
+                    descriptions=c.descriptions, description_summary=(9.0, 9.0, 9)) for c in rows]
+    assert description_summaries(query, off)[0].tolist() == [9.0] * len(rows)
+    mixed = off[:-1] + [rows[-1]]  # the last without a summary: rows for all
+    np.testing.assert_array_equal(description_summaries(query, mixed)[0], reference[0])

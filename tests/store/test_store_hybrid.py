@@ -14,8 +14,11 @@ import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams
 from store_testdata import BACKENDS, COLLECTION, DIM, make_payload, open_backend
+from withsense.config.store import StoreSettings
+from withsense.gateway.evidence import description_summaries
 from withsense.keywords import document_vector, query_vector
-from withsense.store import ImageRecord, StoreError, VectorStore, point_id_for
+from withsense.store import EdgeStore, ImageRecord, StoreError, StoreHit, VectorStore, point_id_for
+from withsense.store.edge import edge_config
 
 N = 60
 rng = np.random.default_rng(11)
@@ -51,7 +54,26 @@ def hybrid(kind: str, tmp_path: Path) -> VectorStore:
     store.close()
 
 
+def expected_summary(i: int, query: np.ndarray) -> tuple[float, float, int]:
+    """(best, mean, count) of photo i's description cosines to `query`, in float64."""
+    if i not in DESCRIPTIONS:
+        return (0.0, 0.0, 0)
+    q = np.asarray(query, np.float64)
+    cosines = DESCRIPTIONS[i].astype(np.float64) @ (q / np.linalg.norm(q))
+    return (float(cosines.max()), float(cosines.mean()), len(cosines))
+
+
+def assert_summary(hit: StoreHit, i: int, query: np.ndarray) -> None:
+    best, mean, count = expected_summary(i, query)
+    assert hit.description_summary is not None
+    assert hit.description_summary[0] == pytest.approx(best, abs=1e-5)
+    assert hit.description_summary[1] == pytest.approx(mean, abs=1e-5)
+    assert hit.description_summary[2] == count
+
+
 def test_round_trip_of_named_and_sparse_vectors(hybrid: VectorStore) -> None:
+    """The engine summarises a hit's descriptions (best, mean, count) instead of handing out
+    their rows; the rows themselves are stored as written."""
     hits = hybrid.hybrid_search(IMAGES[10], query_vector("Nikon"), N, exclude_minor=False,
                                 with_image_vectors=True)
     by_id = {h.image_id: h for h in hits}
@@ -59,10 +81,15 @@ def test_round_trip_of_named_and_sparse_vectors(hybrid: VectorStore) -> None:
     assert len(hits) == N  # the union, each photo once
     described, bare = by_id[IDS[10]], by_id[IDS[11]]
     np.testing.assert_allclose(described.vector, IMAGES[10], atol=1e-6)
-    np.testing.assert_allclose(described.descriptions, DESCRIPTIONS[10], atol=1e-6)
+    assert described.descriptions is None  # summarised in the engine, not taken out
+    assert_summary(described, 10, IMAGES[10])
     assert described.keywords == document_vector(TEXTS[10])
     assert bare.descriptions is None and bare.keywords is None
+    assert bare.description_summary == (0.0, 0.0, 0)
     np.testing.assert_allclose(bare.vector, IMAGES[11], atol=1e-6)
+    if isinstance(hybrid, EdgeStore):  # the rows, as stored
+        _, vectors = hybrid.points([IDS[10]])[IDS[10]]
+        np.testing.assert_allclose(vectors["descriptions"], DESCRIPTIONS[10], atol=1e-6)
 
 
 @pytest.mark.parametrize("with_image_vectors", [False, True])
@@ -77,11 +104,11 @@ def test_hits_carry_the_engines_exact_image_cosine(hybrid: VectorStore, with_ima
     for hit in hits:
         assert hit.cosine == pytest.approx(float(IMAGES[index[hit.image_id]] @ query), abs=1e-6)
         assert (hit.vector is not None) == with_image_vectors
+        assert_summary(hit, index[hit.image_id], query)
         if index[hit.image_id] in DESCRIPTIONS:
-            np.testing.assert_allclose(hit.descriptions, DESCRIPTIONS[index[hit.image_id]], atol=1e-6)
             assert hit.keywords == document_vector(TEXTS[index[hit.image_id]])
         else:
-            assert hit.descriptions is None and hit.keywords is None
+            assert hit.keywords is None
 
 
 def test_undescribed_photo_is_found_by_its_pixels(hybrid: VectorStore) -> None:
@@ -159,3 +186,61 @@ def test_store_of_the_old_schema_is_a_clear_error(kind: str, tmp_path: Path) -> 
         client.close()
     with pytest.raises(StoreError, match="older With Sense without description vectors"):
         open_backend(kind, tmp_path)
+
+
+def _made_before_the_summary(kind: str, folder: Path) -> None:
+    """A store as With Sense made it before DESCRIPTION_STATS_VECTOR: descriptions and
+    keywords, no summary."""
+    if kind == "edge":
+        folder.mkdir(parents=True)
+        EdgeShard.create(str(folder / "edge"), edge_config(DIM, StoreSettings(), stats=False)).close()
+        return
+    client = QdrantClient(path=str(folder / "local"))
+    client.create_collection(
+        COLLECTION,
+        vectors_config={
+            "image": models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+            "descriptions": models.VectorParams(
+                size=DIM, distance=models.Distance.COSINE,
+                multivector_config=models.MultiVectorConfig(
+                    comparator=models.MultiVectorComparator.MAX_SIM)),
+        },
+        sparse_vectors_config={"keywords": models.SparseVectorParams(modifier=models.Modifier.IDF)})
+    client.close()
+
+
+@pytest.mark.parametrize("old", ["edge", "client-local"])
+def test_a_store_made_before_the_summary_is_searched_with_its_rows(old: str, tmp_path: Path) -> None:
+    """A store without the summary vector opens, takes writes and searches as before (the
+    description rows come out and the gateway summarises them), and the gateway's evidence is
+    the same as from a store that summarises in the engine."""
+    _made_before_the_summary(old, tmp_path / "old")
+    stores = [open_backend(old, tmp_path / "old"), open_backend(old, tmp_path / "new")]
+    try:
+        assert [s.summarises for s in stores] == [False, True]  # type: ignore[attr-defined]
+        for store in stores:
+            store.upsert(records())
+        # Keywords that name one photo each: a shared one ties, and ties fall in any order.
+        for i, text in [(10, "nikon pier"), (4, "dusk"), (21, "")]:
+            query = unit(IMAGES[i] + 0.5 * rng.standard_normal(DIM))
+            before, after = (s.hybrid_search(query, query_vector(text) or None, 10,
+                                              exclude_minor=False) for s in stores)
+            # The same candidates (RRF's ties may fall in another order: compare by id).
+            before.sort(key=lambda h: h.image_id)
+            after.sort(key=lambda h: h.image_id)
+            assert [h.image_id for h in before] == [h.image_id for h in after]
+            assert all(h.description_summary is None for h in before)
+            index = {IDS[j]: j for j in range(N)}
+            for hit in before:
+                j = index[hit.image_id]
+                if j in DESCRIPTIONS:
+                    np.testing.assert_allclose(hit.descriptions, DESCRIPTIONS[j], atol=1e-6)
+                else:
+                    assert hit.descriptions is None
+            for from_rows, from_engine in zip(description_summaries(query, before),
+                                              description_summaries(query, after), strict=True):
+                np.testing.assert_allclose(from_rows, from_engine, atol=1e-5)
+            assert description_summaries(query, after)[2].sum() > 0  # some are described
+    finally:
+        for store in stores:
+            store.close()

@@ -39,7 +39,11 @@ class Fused:
 def description_summaries(query: np.ndarray, candidates: Sequence[StoreHit],
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(best, mean, count) of each candidate's description cosines to the query (0, 0, 0 for a
-    photo without descriptions): every description row of every candidate in one product."""
+    photo without descriptions): the engine's (`StoreHit.description_summary`) where it gave
+    them, else from every description row of every candidate in one product."""
+    if candidates and all(c.description_summary is not None for c in candidates):
+        summary = np.asarray([c.description_summary for c in candidates], dtype=np.float64)
+        return summary[:, 0], summary[:, 1], summary[:, 2].astype(np.int64)
     counts = np.asarray([0 if c.descriptions is None else len(c.descriptions) for c in candidates])
     best, mean = np.zeros(len(candidates)), np.zeros(len(candidates))
     described = np.flatnonzero(counts)

@@ -23,6 +23,7 @@ from withsense.config.store import StoreSettings, search_ef
 from withsense.keywords import SparseVector as Keywords
 
 from .base import (
+    DESCRIPTION_STATS_VECTOR,
     DESCRIPTIONS_VECTOR,
     KEYWORDS_VECTOR,
     PAYLOAD_INDEXES,
@@ -46,6 +47,8 @@ from .base import (
     named_vectors,
     old_schema_message,
     order_ids_by_uri,
+    stats_queries,
+    summaries_of,
 )
 
 _BATCH = 256
@@ -178,6 +181,9 @@ class QdrantClientStore:
             sparse = info.config.params.sparse_vectors or {}
             if DESCRIPTIONS_VECTOR not in vectors or KEYWORDS_VECTOR not in sparse:
                 raise StoreError(old_schema_message(f"{self.where}, collection {self.collection!r}"))
+            # A collection made before the descriptions' summary existed is searched as
+            # before, with the description rows taken out (a vector cannot be added to it).
+            self.summarises = DESCRIPTION_STATS_VECTOR in vectors
             if self.local:
                 return  # payload indexes have no effect in local mode (it warns if asked)
             have = set(info.payload_schema or {})
@@ -190,8 +196,10 @@ class QdrantClientStore:
                         )
 
     def _create_collection(self, client: QdrantClient) -> None:
-        """Image vector, description multivector (MaxSim), keyword sparse vector (IDF), with
-        the index of `self.settings` (local mode ignores the index and warns about it)."""
+        """Image vector, description multivector (MaxSim), the descriptions' summary
+        (DESCRIPTION_STATS_VECTOR: Dot, no graph, only ever scored exactly), keyword sparse
+        vector (IDF), with the index of `self.settings` (local mode ignores the index and warns
+        about it)."""
         settings, on_disk = self.settings, self.settings.store_vectors_on_disk
         quantization = None
         if settings.quantized:
@@ -215,6 +223,12 @@ class QdrantClientStore:
                             comparator=models.MultiVectorComparator.MAX_SIM
                         ),
                     ),
+                    DESCRIPTION_STATS_VECTOR: models.VectorParams(  # scored exactly, ~100 a search
+                        size=self.dim + 1,
+                        distance=models.Distance.DOT,
+                        on_disk=True,
+                        hnsw_config=models.HnswConfigDiff(m=0),
+                    ),
                 },
                 sparse_vectors_config={
                     KEYWORDS_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)
@@ -231,7 +245,7 @@ class QdrantClientStore:
         points = []
         for r in records:
             image_id = canonical_id(r.image_id)
-            vectors = named_vectors(image_id, r, self.dim, _sparse)
+            vectors = named_vectors(image_id, r, self.dim, _sparse, stats=self.summarises)
             payload = check_payload(image_id, r.payload)
             points.append(models.PointStruct(id=image_id, vector=vectors, payload=payload))
         if not points:
@@ -334,28 +348,38 @@ class QdrantClientStore:
                 query_filter=flt,
                 limit=limit * len(sources),  # the union: no candidate list is cut
                 with_payload=True,
-                with_vectors=hybrid_vectors(with_image_vectors),
+                with_vectors=hybrid_vectors(with_image_vectors, summarised=self.summarises),
             )
-            cosines = self._image_cosines(client, query, [p.id for p in response.points])
-        return hybrid_hits(response.points, cosines, with_image_vectors=with_image_vectors,
-                           dim=self.dim)
+            ids = [p.id for p in response.points]
+            queries = [(query, VECTOR_NAME)]
+            if self.summarises:
+                mean_query, count_query = stats_queries(query)
+                queries += [([query], DESCRIPTIONS_VECTOR), (mean_query, DESCRIPTION_STATS_VECTOR),
+                            (count_query, DESCRIPTION_STATS_VECTOR)]
+            scores = self._scores(client, queries, ids)
+        summaries = summaries_of(*scores[1:], map(str, ids)) if self.summarises else None
+        return hybrid_hits(response.points, scores[0], with_image_vectors=with_image_vectors,
+                           dim=self.dim, summaries=summaries)
 
-    def _image_cosines(self, client: QdrantClient, query: list[float], ids: list[Any]) -> dict[str, float]:
-        """id -> exact cosine of the query and the image vector of each of `ids` (an exact
-        search restricted to them, on the original vectors). A point deleted in between is
-        missing: the gateway then leaves that candidate out."""
+    def _scores(self, client: QdrantClient, queries: list[tuple[Any, str]], ids: list[Any],
+                ) -> list[dict[str, float]]:
+        """For each (query, vector name): id -> its exact score against that vector of each of
+        `ids` that has one (searches restricted to them, on the original vectors, in one
+        request): the image cosines, and the descriptions' best, mean and count. A point
+        deleted in between is missing: the gateway then leaves that candidate out."""
         if not ids:
-            return {}
+            return [{} for _ in queries]
         exact = None  # local mode always searches exactly and warns about search_params
         if not self.local:
             ignore = models.QuantizationSearchParams(ignore=True) if self.settings.quantized else None
             exact = models.SearchParams(exact=True, quantization=ignore)
-        response = client.query_points(
-            self.collection, query=query, using=VECTOR_NAME, limit=len(ids),
-            query_filter=models.Filter(must=[models.HasIdCondition(has_id=ids)]),
-            with_payload=False, with_vectors=False, search_params=exact,
-        )
-        return {str(p.id): float(p.score) for p in response.points}
+        restricted = models.Filter(must=[models.HasIdCondition(has_id=ids)])
+        responses = client.query_batch_points(self.collection, [
+            models.QueryRequest(query=query, using=using, filter=restricted, limit=len(ids),
+                                with_payload=False, with_vector=False, params=exact)
+            for query, using in queries
+        ])
+        return [{str(p.id): float(p.score) for p in response.points} for response in responses]
 
     def delete(self, image_ids: Sequence[str]) -> int:
         ids = canonical_ids(image_ids)

@@ -28,7 +28,7 @@ Quirks of `qdrant-edge-py` 0.9 this module works around (see also tests/store):
   mode passes `QuantizationSearchParams(ignore=True)` so that it scores the original vectors.
 * A point without descriptions still takes a dense slot in the `descriptions` storage and in
   its quantized copy: 1.5 KB and 384 B per photo. Both stay on disk (memory-mapped), see
-  `_edge_config`.
+  `edge_config`; so does the descriptions' summary (`description_stats`, ~1.9 KB a photo).
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ from withsense.config.store import StoreSettings, search_ef
 from withsense.keywords import SparseVector as Keywords
 
 from .base import (
+    DESCRIPTION_STATS_VECTOR,
     DESCRIPTIONS_VECTOR,
     KEYWORDS_VECTOR,
     PAYLOAD_INDEXES,
@@ -100,6 +101,8 @@ from .base import (
     named_vectors,
     old_schema_message,
     order_ids_by_uri,
+    stats_queries,
+    summaries_of,
 )
 
 _CONFIG_FILE = "edge_config.json"
@@ -170,13 +173,17 @@ def ensure_writable_folder(path: Path) -> None:
         raise StoreError(f"the vector store folder {path} is not writable: {e.strerror or e}") from e
 
 
-def _edge_config(dim: int, settings: StoreSettings) -> EdgeConfig:
-    """Image vector, description multivector (MaxSim) and keyword sparse vector (IDF), with the
-    HNSW graph, quantization and vector placement of `settings`.
+def edge_config(dim: int, settings: StoreSettings, *, stats: bool = True) -> EdgeConfig:
+    """Image vector, description multivector (MaxSim), the descriptions' summary (`stats`:
+    DESCRIPTION_STATS_VECTOR, Dot; False for a store made before it) and keyword sparse vector
+    (IDF), with the HNSW graph, quantization and vector placement of `settings`.
 
     The descriptions' quantized copy stays on disk (memory-mapped) even when the image's is
     kept in RAM: most photos have no descriptions, yet each takes a slot (384 B of int8 per
-    photo, 38 MB per 100k photos measured), and only hybrid searches read it."""
+    photo, 38 MB per 100k photos measured), and only hybrid searches read it. The summary is
+    only ever scored exactly, for a search's candidates (~100 reads a search): it gets no graph
+    (m = 0) and stays on disk, quantized copy included (a quantized collection gives every
+    vector one), whatever the settings say; each photo takes its slot, ~1.9 KB of disk."""
     on_disk = settings.store_vectors_on_disk
     quantization = descriptions_quantization = None
     if settings.quantized:
@@ -187,17 +194,27 @@ def _edge_config(dim: int, settings: StoreSettings) -> EdgeConfig:
         descriptions_quantization = ScalarQuantizationConfig(
             ScalarType.Int8, quantile=settings.store_quantization_quantile, always_ram=False,
         )
+    vectors = {
+        VECTOR_NAME: EdgeVectorParams(size=dim, distance=Distance.Cosine, on_disk=on_disk),
+        DESCRIPTIONS_VECTOR: EdgeVectorParams(
+            size=dim,
+            distance=Distance.Cosine,
+            on_disk=on_disk,
+            multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim),
+            quantization_config=descriptions_quantization,
+        ),
+    }
+    if stats:
+        vectors[DESCRIPTION_STATS_VECTOR] = EdgeVectorParams(
+            size=dim + 1,
+            distance=Distance.Dot,
+            on_disk=True,
+            quantization_config=descriptions_quantization,
+            hnsw_config=HnswIndexConfig(m=0, ef_construct=settings.store_hnsw_ef_construct,
+                                        full_scan_threshold=_FULL_SCAN_THRESHOLD_KB),
+        )
     return EdgeConfig(
-        vectors={
-            VECTOR_NAME: EdgeVectorParams(size=dim, distance=Distance.Cosine, on_disk=on_disk),
-            DESCRIPTIONS_VECTOR: EdgeVectorParams(
-                size=dim,
-                distance=Distance.Cosine,
-                on_disk=on_disk,
-                multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim),
-                quantization_config=descriptions_quantization,
-            ),
-        },
+        vectors=vectors,
         sparse_vectors={KEYWORDS_VECTOR: EdgeSparseVectorParams(modifier=Modifier.Idf)},
         hnsw_config=HnswIndexConfig(
             m=settings.store_hnsw_m, ef_construct=settings.store_hnsw_ef_construct,
@@ -247,10 +264,13 @@ class EdgeStore:
         self._lock = threading.RLock()
         self._shard: EdgeShard | None = None
         ensure_writable_folder(self.path)
-        config = _edge_config(dim, settings)
         exists = (self.path / _CONFIG_FILE).exists()
+        #: Whether the store keeps DESCRIPTION_STATS_VECTOR (every store made since it exists);
+        #: a store without it is searched as before, with the description rows taken out.
+        self.summarises = True
         if exists:
             stored_config = _stored_config(self.path)
+            self.summarises = DESCRIPTION_STATS_VECTOR in (stored_config.get("vectors") or {})
             stored = _stored_dim(stored_config)
             if stored is not None and stored != dim:
                 raise StoreError(
@@ -259,6 +279,7 @@ class EdgeStore:
                 )
             if stored is not None and DESCRIPTIONS_VECTOR not in stored_config["vectors"]:
                 raise StoreError(old_schema_message(str(self.path)))
+        config = edge_config(dim, settings, stats=self.summarises)
         try:
             if exists:
                 self._shard = EdgeShard.load(str(self.path), config)
@@ -334,7 +355,7 @@ class EdgeStore:
         points = []
         for r in records:
             image_id = canonical_id(r.image_id)
-            vectors = named_vectors(image_id, r, self.dim, _edge_sparse)
+            vectors = named_vectors(image_id, r, self.dim, _edge_sparse, stats=self.summarises)
             payload = check_payload(image_id, r.payload)
             points.append(Point(id=image_id, vector=vectors, payload=payload))
         if not points:
@@ -425,30 +446,47 @@ class EdgeStore:
                 query=Fusion.Rrf(k=RRF_K),
                 filter=flt,
                 with_payload=True,
-                with_vector=hybrid_vectors(with_image_vectors),
+                with_vector=hybrid_vectors(with_image_vectors, summarised=self.summarises),
             )
             try:
                 points = shard.query(request)
-                # Under the same lock: the candidates' cosines of the same points.
-                cosines = self._image_cosines(shard, query, [p.id for p in points])
+                # Under the same lock: the engine's scores of the same points.
+                ids = [p.id for p in points]
+                cosines = self._scores(shard, query, VECTOR_NAME, ids)
+                summaries = self._description_summaries(shard, query, ids) if self.summarises else None
             except Exception as e:
                 raise StoreError(f"hybrid search in {self.path} failed: {e}") from e
-        return hybrid_hits(points, cosines, with_image_vectors=with_image_vectors, dim=self.dim)
+        return hybrid_hits(points, cosines, with_image_vectors=with_image_vectors, dim=self.dim,
+                           summaries=summaries)
 
-    def _image_cosines(self, shard: EdgeShard, query: list[float], ids: list[Any]) -> dict[str, float]:
-        """id -> exact cosine of the query and the image vector of each of `ids` (an exact
-        search restricted to them, on the original vectors: ~0.3 ms for 100 candidates)."""
+    def _scores(self, shard: EdgeShard, query: Any, using: str, ids: list[Any]) -> dict[str, float]:
+        """id -> the exact score of `query` against the vector `using` of each of `ids` that has
+        one (a search restricted to them, on the original vectors: ~0.3 ms for 100 candidates
+        of the image vector)."""
         if not ids:
             return {}
         request = QueryRequest(
             limit=len(ids),
-            query=Query.Nearest(query, using=VECTOR_NAME),
+            query=Query.Nearest(query, using=using),
             filter=Filter(must=[HasIdCondition(set(ids))]),
             with_payload=False,
             with_vector=False,
             params=self._exact_params(),
         )
         return {str(p.id): float(p.score) for p in shard.query(request)}
+
+    def _description_summaries(self, shard: EdgeShard, query: list[float], ids: list[Any],
+                               ) -> dict[str, tuple[float, float, int]]:
+        """id -> (best, mean, count) of its description cosines, as three scores: the summary
+        vector against `stats_queries` (the count first: the other two only for the candidates
+        it finds described, none for a store without descriptions) and MaxSim of the rows.
+        Taking the rows out instead costs several times more (bench_description_summary.py)."""
+        mean_query, count_query = stats_queries(query)
+        count = self._scores(shard, count_query, DESCRIPTION_STATS_VECTOR, ids)
+        described = [i for i in ids if str(i) in count]
+        best = self._scores(shard, [query], DESCRIPTIONS_VECTOR, described)
+        mean = self._scores(shard, mean_query, DESCRIPTION_STATS_VECTOR, described)
+        return summaries_of(best, mean, count, map(str, ids))
 
     def delete(self, image_ids: Sequence[str]) -> int:
         ids = canonical_ids(image_ids)
