@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_utils import load_note, markdown_table, unit_vectors
+from bench_utils import load_note, markdown_table, rotated, unit_vectors
 from qdrant_edge import EdgeShard
+from search_gallery import DESCRIPTION_NOISE, IMAGE_NOISE, noisy
 from tqdm import tqdm
 from withsense.config.gateway import GatewaySettings
 from withsense.config.store import StoreSettings
@@ -38,28 +39,26 @@ from withsense.store.edge import edge_config
 
 DIM = 384
 SCENES = 500
-IMAGE_NOISE, DESCRIPTION_NOISE = 0.9, 0.4  # noise norm relative to the unit scene vector
 TOP_K = 10
 LAYOUTS = {"rows out (baseline: a store made before the summary)": False,
            "summarised in the engine (this checkout)": True}
 
 
-def noisy(rng: np.random.Generator, centre: np.ndarray, scale: float, n: int) -> np.ndarray:
-    out = centre + scale * rng.standard_normal((n, len(centre))) / np.sqrt(len(centre))
-    return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
+def near(rng: np.random.Generator, scene: np.ndarray, scale: float, n: int) -> np.ndarray:
+    """n unit vectors around a scene (search_gallery's noise)."""
+    return noisy(rng, np.repeat(scene[None], n, axis=0), scale)
 
 
-def photos(n: int, descriptions: int, seed: int = 0) -> list[ImageRecord]:
+def photos(scenes: np.ndarray, n: int, descriptions: int, seed: int = 0) -> list[ImageRecord]:
     rng = np.random.default_rng(seed)
-    scenes = unit_vectors(rng, SCENES, DIM)
     out = []
     for i in range(n):
         scene = scenes[i % SCENES]
         texts = [f"description {j} of photo {i}" for j in range(descriptions)]
         payload = {"uri": f"bench/{i}.jpg", "minor": False, "flag_reasons": [],
                    "descriptions": texts, "content_hash": str(i)}
-        out.append(ImageRecord(point_id_for(f"bench-{i}".encode()), noisy(rng, scene, IMAGE_NOISE, 1)[0],
-                               payload, descriptions=noisy(rng, scene, DESCRIPTION_NOISE, descriptions)
+        out.append(ImageRecord(point_id_for(f"bench-{i}".encode()), near(rng, scene, IMAGE_NOISE, 1)[0],
+                               payload, descriptions=near(rng, scene, DESCRIPTION_NOISE, descriptions)
                                if descriptions else None))
     return out
 
@@ -90,10 +89,10 @@ def disagree(first: dict[str, tuple], second: dict[str, tuple]) -> int:
 def run(args: argparse.Namespace) -> dict:
     settings = StoreSettings()
     limit = TOP_K * GatewaySettings().oversample
-    records = photos(args.photos, args.descriptions)
-    rng = np.random.default_rng(1)
     scenes = unit_vectors(np.random.default_rng(0), SCENES, DIM)
-    queries = [noisy(rng, scenes[rng.integers(SCENES)], IMAGE_NOISE, 1)[0]
+    records = photos(scenes, args.photos, args.descriptions)
+    rng = np.random.default_rng(1)
+    queries = [near(rng, scenes[rng.integers(SCENES)], IMAGE_NOISE, 1)[0]
                for _ in range(args.queries + 10)]
     samples = {name: {"wall": [], "cpu": []} for name in LAYOUTS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,9 +112,8 @@ def run(args: argparse.Namespace) -> dict:
             with tqdm(total=args.repeats * args.queries, desc="searches", unit="query") as bar:
                 for _ in range(args.repeats):
                     for i, query in enumerate(queries[10:]):
-                        names = list(stores)[i % 2:] + list(stores)[:i % 2]  # alternate who goes first
                         got = {}
-                        for name in names:
+                        for name in rotated(list(stores), i):  # who goes first alternates
                             wall, cpu, got[name] = search(stores[name], query, limit)
                             samples[name]["wall"].append(wall)
                             samples[name]["cpu"].append(cpu)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_scale import REGION, SIZES, TOP_K, Server, caption_queries, default_build, prepare
-from bench_utils import cpu_seconds, load_note, markdown_table, parse_variant
+from bench_utils import cpu_seconds, load_note, markdown_table, parse_variant, rotated
 from scale_vectors import SCRATCH
 from tqdm import tqdm
 from withsense.client import SearchClient
@@ -90,8 +90,7 @@ def measure(servers: dict[str, Server], rounds: list[list[str]], warm_up: list[s
             cpu = {name: cpu_seconds(servers[name].proc.pid) for name in names}
             samples: dict[str, list[float]] = {name: [] for name in names}
             for i, query in enumerate(queries):
-                shift = i % len(names)  # each stack takes each place in the order in turn
-                for name in names[shift:] + names[:shift]:
+                for name in rotated(names, i):  # each stack takes each place in turn
                     started = time.perf_counter()
                     clients[name].search(query, top_k=TOP_K, region=REGION, timeout_s=30)
                     samples[name].append(1000 * (time.perf_counter() - started))
@@ -105,11 +104,6 @@ def measure(servers: dict[str, Server], rounds: list[list[str]], warm_up: list[s
         for client in clients.values():
             client.close()
     return out
-
-
-def rotated(names: list[str], shift: int) -> list[str]:
-    shift %= len(names)
-    return names[shift:] + names[:shift]
 
 
 def run_pass(order: list[str], envs: dict[str, dict[str, str]], folder: Path,

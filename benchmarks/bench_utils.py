@@ -43,6 +43,13 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
     return {name: median_ms(values) for name, values in samples.items()}
 
 
+def rotated(items: Sequence[Any], shift: int) -> list[Any]:
+    """`items` rotated left by `shift` (modulo their number): the order of the i-th turn when
+    each takes each place in turn."""
+    shift %= len(items)
+    return [*items[shift:], *items[:shift]]
+
+
 def unit_vectors(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     """n random float32 unit vectors [n, dim] (stand-ins for photo embeddings at scale)."""
     vectors = rng.standard_normal((n, dim)).astype(np.float32)

@@ -47,7 +47,8 @@ def _unit(rows: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
 
 
-def _noisy(rng: np.random.Generator, base: np.ndarray, scale: float) -> np.ndarray:
+def noisy(rng: np.random.Generator, base: np.ndarray, scale: float) -> np.ndarray:
+    """Each row of `base` plus Gaussian noise of norm `scale`, made unit length again."""
     noise = rng.standard_normal(base.shape).astype(np.float32)
     return _unit(base + scale * _unit(noise))
 
@@ -80,8 +81,8 @@ def fill(data_dir: Path, photos: int, embed, dim: int, seed: int = 0) -> None:
                     s = int(rng.integers(len(scenes)))
                     picked = rng.choice(len(scenes[s]), size=int(rng.integers(1, 3)), replace=False)
                     texts = [scenes[s][j] for j in picked]
-                    descriptions = _noisy(rng, caption_vectors[s][picked], DESCRIPTION_NOISE)
-                    vector = _noisy(rng, caption_vectors[s].mean(0, keepdims=True), IMAGE_NOISE)[0]
+                    descriptions = noisy(rng, caption_vectors[s][picked], DESCRIPTION_NOISE)
+                    vector = noisy(rng, caption_vectors[s].mean(0, keepdims=True), IMAGE_NOISE)[0]
                     records.append(ImageRecord(image_id, vector, {**payload, "descriptions": texts},
                                                descriptions=descriptions,
                                                keywords=document_vector(texts)))

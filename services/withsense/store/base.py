@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -353,11 +353,10 @@ def stats_queries(query: Sequence[float]) -> tuple[list[float], list[float]]:
 
 
 def summaries_of(best: Mapping[str, float], mean: Mapping[str, float], count: Mapping[str, float],
-                 ids: Iterable[str]) -> dict[str, tuple[float, float, int]]:
-    """id -> (best, mean, count) from the engine's three scores of each id; (0, 0, 0) for a
-    photo without descriptions (no score: no vector)."""
-    return {i: (best[i], mean[i], round(count[i])) if i in count and i in best and i in mean
-            else (0.0, 0.0, 0) for i in ids}
+                 ) -> dict[str, tuple[float, float, int]]:
+    """id -> (best, mean, count) of each described photo, from the engine's three scores (a
+    photo without descriptions has no vector, so no score: `hybrid_hits` gives it (0, 0, 0))."""
+    return {i: (best[i], mean[i], round(n)) for i, n in count.items() if i in best and i in mean}
 
 
 def hybrid_hits(points: Sequence[Any], cosines: Mapping[str, float], *, with_image_vectors: bool,

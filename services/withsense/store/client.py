@@ -357,7 +357,7 @@ class QdrantClientStore:
                 queries += [([query], DESCRIPTIONS_VECTOR), (mean_query, DESCRIPTION_STATS_VECTOR),
                             (count_query, DESCRIPTION_STATS_VECTOR)]
             scores = self._scores(client, queries, ids)
-        summaries = summaries_of(*scores[1:], map(str, ids)) if self.summarises else None
+        summaries = summaries_of(*scores[1:]) if self.summarises else None
         return hybrid_hits(response.points, scores[0], with_image_vectors=with_image_vectors,
                            dim=self.dim, summaries=summaries)
 

@@ -486,7 +486,7 @@ class EdgeStore:
         described = [i for i in ids if str(i) in count]
         best = self._scores(shard, [query], DESCRIPTIONS_VECTOR, described)
         mean = self._scores(shard, mean_query, DESCRIPTION_STATS_VECTOR, described)
-        return summaries_of(best, mean, count, map(str, ids))
+        return summaries_of(best, mean, count)
 
     def delete(self, image_ids: Sequence[str]) -> int:
         ids = canonical_ids(image_ids)
