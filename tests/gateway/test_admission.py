@@ -80,8 +80,19 @@ async def test_a_queued_search_waits_no_longer_than_its_deadline_allows() -> Non
     assert admission.in_flight == 0 and admission.queued == 0
 
 
+class StillClock:
+    """A clock that moves only when told: the average's decay would make a busy machine's
+    milliseconds between two lines part of the figure."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_the_service_time_is_a_moving_average() -> None:
-    admission = Admission(max_in_flight=1, max_queued=0, queue_timeout_s=1.0)
+    admission = Admission(max_in_flight=1, max_queued=0, queue_timeout_s=1.0, clock=StillClock())
     admission._record(0.1)
     assert admission.service_s == pytest.approx(0.1, rel=1e-3)  # the first search sets it
     admission._record(0.2)
@@ -91,12 +102,13 @@ def test_the_service_time_is_a_moving_average() -> None:
 async def test_a_stale_service_time_fades_so_shedding_by_deadline_cannot_lock_in() -> None:
     """An average once far above callers' deadlines would shed all of them, and with nothing
     served it would never be corrected: it halves for each second without a sample."""
-    admission = Admission(max_in_flight=1, max_queued=0, queue_timeout_s=1.0)
+    clock = StillClock()
+    admission = Admission(max_in_flight=1, max_queued=0, queue_timeout_s=1.0, clock=clock)
     admission.service_s = 10.0
     with pytest.raises(ResourceExhausted, match="before the request's deadline"):
         async with admission.slot(2.0):
             pass
-    admission._sampled_at -= 10.0  # ten seconds later, with nothing served meanwhile
+    clock.now += 10.0  # ten seconds later, with nothing served meanwhile
     assert admission.service_s == pytest.approx(10.0 / 1024, rel=1e-2)
     async with admission.slot(2.0):  # admitted again
         assert admission.in_flight == 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 
@@ -34,7 +34,8 @@ SERVICE_HALF_LIFE_S = 1.0
 
 
 class Admission:
-    def __init__(self, max_in_flight: int, max_queued: int, queue_timeout_s: float) -> None:
+    def __init__(self, max_in_flight: int, max_queued: int, queue_timeout_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_in_flight = max_in_flight
         self.max_queued = max_queued
         self.queue_timeout_s = queue_timeout_s
@@ -42,17 +43,18 @@ class Admission:
         self.in_flight = 0
         self.queued = 0
         self._service_s = 0.0  # moving average of a served search's time in its slot
-        self._sampled_at = time.monotonic()
+        self._clock = clock  # the decay's clock: a test can hold it still
+        self._sampled_at = clock()
 
     @property
     def service_s(self) -> float:
         """What a search takes now: the moving average, decayed by its age (0: none yet)."""
-        age = time.monotonic() - self._sampled_at
+        age = self._clock() - self._sampled_at
         return self._service_s * 0.5 ** (age / SERVICE_HALF_LIFE_S)
 
     @service_s.setter
     def service_s(self, seconds: float) -> None:
-        self._service_s, self._sampled_at = seconds, time.monotonic()
+        self._service_s, self._sampled_at = seconds, self._clock()
 
     @asynccontextmanager
     async def slot(self, time_left_s: float | None = None) -> AsyncIterator[Admission]:
