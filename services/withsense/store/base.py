@@ -352,6 +352,19 @@ def stats_queries(query: Sequence[float]) -> tuple[list[float], list[float]]:
     return [*unit.tolist(), 0.0], [0.0] * len(unit) + [1.0]
 
 
+def candidate_score_queries(query: list[float], *, summarised: bool) -> list[tuple[Any, str]]:
+    """The exact scores a hybrid search takes of its candidates, as (query, vector name), for
+    one batch of searches restricted to them: the image cosine, then, for a store that
+    summarises its descriptions, their best (MaxSim of the rows), mean and count, in the order
+    `summaries_of` takes them."""
+    queries: list[tuple[Any, str]] = [(query, VECTOR_NAME)]
+    if summarised:
+        mean_query, count_query = stats_queries(query)
+        queries += [([query], DESCRIPTIONS_VECTOR), (mean_query, DESCRIPTION_STATS_VECTOR),
+                    (count_query, DESCRIPTION_STATS_VECTOR)]
+    return queries
+
+
 def summaries_of(best: Mapping[str, float], mean: Mapping[str, float], count: Mapping[str, float],
                  ) -> dict[str, tuple[float, float, int]]:
     """id -> (best, mean, count) of each described photo, from the engine's three scores (a

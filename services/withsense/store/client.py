@@ -33,6 +33,7 @@ from .base import (
     ImageRecord,
     StoreError,
     StoreHit,
+    candidate_score_queries,
     canonical_id,
     canonical_ids,
     check_filters,
@@ -47,7 +48,6 @@ from .base import (
     named_vectors,
     old_schema_message,
     order_ids_by_uri,
-    stats_queries,
     summaries_of,
 )
 
@@ -350,13 +350,8 @@ class QdrantClientStore:
                 with_payload=True,
                 with_vectors=hybrid_vectors(with_image_vectors, summarised=self.summarises),
             )
-            ids = [p.id for p in response.points]
-            queries = [(query, VECTOR_NAME)]
-            if self.summarises:
-                mean_query, count_query = stats_queries(query)
-                queries += [([query], DESCRIPTIONS_VECTOR), (mean_query, DESCRIPTION_STATS_VECTOR),
-                            (count_query, DESCRIPTION_STATS_VECTOR)]
-            scores = self._scores(client, queries, ids)
+            scores = self._scores(client, candidate_score_queries(query, summarised=self.summarises),
+                                  [p.id for p in response.points])
         summaries = summaries_of(*scores[1:]) if self.summarises else None
         return hybrid_hits(response.points, scores[0], with_image_vectors=with_image_vectors,
                            dim=self.dim, summaries=summaries)
