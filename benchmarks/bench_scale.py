@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from bench_store_tuning import CACHE, DATA, Build, build
 from bench_utils import load_note, markdown_table, percentiles_ms, process_memory
+from scale_descriptions import MAX_DESCRIPTIONS
 from scale_vectors import SCRATCH, cached_real_vectors
 from tqdm import tqdm
 from withsense.config.store import StoreSettings, search_ef
@@ -54,11 +55,20 @@ SIZES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "300k": 300_000, "1M": 1_0
 FLOOR_REPEATS = 100
 
 
-def default_build(settings: StoreSettings) -> Build:
-    """The build (tuning benchmark's naming) of the store settings in the environment."""
+def default_build(settings: StoreSettings, descriptions: int = 0) -> Build:
+    """The build (tuning benchmark's naming) of the store settings in the environment, its
+    photos with `descriptions` descriptions each (0: none)."""
     quant = "int8" if settings.quantized else "f32"
     where = "disk" if settings.store_vectors_on_disk else "ram"
-    return Build(f"m{settings.store_hnsw_m}-efc{settings.store_hnsw_ef_construct}-{quant}-{where}")
+    described = f"-d{descriptions}" if descriptions else ""
+    return Build(f"m{settings.store_hnsw_m}-efc{settings.store_hnsw_ef_construct}-{quant}-{where}{described}")
+
+
+def add_descriptions_argument(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--descriptions", type=int, default=0, choices=range(MAX_DESCRIPTIONS + 1),
+                    metavar=f"0-{MAX_DESCRIPTIONS}",
+                    help="descriptions a prefilled photo has (its nearest real photo's captions, "
+                         "scale_descriptions.py; 0: none, a store of its own for each count)")
 
 
 def cli(*args: str) -> list[str]:
@@ -192,7 +202,7 @@ async def load(target: str, rate: float, duration: float, queries: list[str]) ->
 def run_size(name: str, args: argparse.Namespace, bar: tqdm) -> dict:
     n = SIZES[name]
     settings = StoreSettings()
-    b = default_build(settings)
+    b = default_build(settings, args.descriptions)
     bar.set_description(f"{name}: prefill")
     folder, built = prepare(n, args.root, b)
     texts, vectors = caption_queries()
@@ -245,6 +255,7 @@ def main() -> None:
     ap.add_argument("--rates", default="25,50,100,200")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     ap.add_argument("--root", type=Path, default=SCRATCH, help="where prefilled stores are kept")
+    add_descriptions_argument(ap)
     ap.add_argument("--startup-timeout", type=float, default=1800.0)
     ap.add_argument("--query-cache", choices=["off", "on"], default="off",
                     help="the gateway's query cache (off: every search embeds its query)")

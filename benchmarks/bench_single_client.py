@@ -31,7 +31,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_scale import REGION, SIZES, TOP_K, Server, caption_queries, default_build, prepare
+from bench_scale import (
+    REGION,
+    SIZES,
+    TOP_K,
+    Server,
+    add_descriptions_argument,
+    caption_queries,
+    default_build,
+    prepare,
+)
 from bench_utils import cpu_seconds, load_note, markdown_table, parse_variant, rotated
 from scale_vectors import SCRATCH
 from tqdm import tqdm
@@ -160,6 +169,7 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=ENV=VALUE,...",
                     help="also this checkout with these environment settings (repeatable)")
     ap.add_argument("--root", type=Path, default=SCRATCH, help="where prefilled stores are kept")
+    add_descriptions_argument(ap)
     ap.add_argument("--work", type=Path, default=SCRATCH / "single-client",
                     help="where the stacks' store copies are kept (reused)")
     ap.add_argument("--passes", type=int, default=0,
@@ -174,7 +184,7 @@ def main() -> None:
 
     envs = stack_envs(args)  # first: a bad --variant is refused before any work
     n = SIZES[args.size]
-    folder, _ = prepare(n, args.root, default_build(StoreSettings()))
+    folder, _ = prepare(n, args.root, default_build(StoreSettings(), args.descriptions))
     texts, _ = caption_queries()
     rounds = query_rounds(texts, args.queries, args.repeats, args.same_queries)
     passes = args.passes or len(envs)
@@ -185,10 +195,12 @@ def main() -> None:
             for name, repeats in part.items():
                 results[name] += repeats
     if args.json:
-        print(json.dumps({"size": args.size, "photos": n, "load": load_note(), "results": results}))
+        print(json.dumps({"size": args.size, "photos": n, "descriptions": args.descriptions,
+                          "load": load_note(), "results": results}))
         return
     which = "the same queries" if args.same_queries else "new queries"
-    print(f"Single client, `serve all` at {n:,} photos: {args.queries} queries x {args.repeats} "
+    print(f"Single client, `serve all` at {n:,} photos ({args.descriptions or 'no'} descriptions "
+          f"each): {args.queries} queries x {args.repeats} "
           f"repeats x {passes} passes per stack ({which} each repeat), order rotating; region "
           f"{REGION}, top {TOP_K}, query cache off; "
           f"{load_note()}\n")

@@ -14,7 +14,8 @@ the shipped model); the ground truth is numpy's exact top 10 over the generated 
     .venv/bin/python benchmarks/bench_store_tuning.py --n 100000 --builds m16-efc128-int8-disk \\
         --efs 64,128,256 [--root /work/scratch/scale] [--queries 300] [--json]
 
-A build is named m<M>-efc<EF_CONSTRUCT>-<int8|f32>-<disk|ram>. Run HNSW builds under `nice`.
+A build is named m<M>-efc<EF_CONSTRUCT>-<int8|f32>-<disk|ram>[-d<N>]; `-d<N>` gives every photo N
+descriptions (scale_descriptions.py; bench_scale.py --descriptions). Run HNSW builds under `nice`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_utils import load_note, markdown_table, percentiles_ms, process_memory
+from scale_descriptions import Described, Describer, caption_texts
 from scale_vectors import SCRATCH, cached_real_vectors, generated_set
 from tqdm import tqdm
 from withsense.config.store import StoreSettings
@@ -42,7 +44,7 @@ DATA = Path(os.environ.get("WITHSENSE_CUSTOMER_DATA", "/work/shared/data/withsen
 CACHE = Path(os.environ.get("WITHSENSE_FEATURE_CACHE", "/work/cache"))
 K = 10
 UPSERT_BATCH = 4096
-_BUILD = re.compile(r"^m(\d+)-efc(\d+)-(int8|f32)-(disk|ram)$")
+_BUILD = re.compile(r"^m(\d+)-efc(\d+)-(int8|f32)-(disk|ram)(?:-d(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -55,11 +57,17 @@ class Build:
     def settings(self) -> StoreSettings:
         found = _BUILD.match(self.name)
         if not found:
-            raise SystemExit(f"bad build name {self.name!r}: want m<M>-efc<EF>-<int8|f32>-<disk|ram>")
-        m, efc, quant, where = found.groups()
+            raise SystemExit(f"bad build name {self.name!r}: want m<M>-efc<EF>-<int8|f32>-<disk|ram>[-d<N>]")
+        m, efc, quant, where, _ = found.groups()
         return StoreSettings(store_hnsw_m=int(m), store_hnsw_ef_construct=int(efc),
                              store_quantization="int8" if quant == "int8" else "none",
                              store_vectors_on_disk=where == "disk", store_exact_up_to=0)
+
+    @property
+    def descriptions(self) -> int:
+        """Descriptions a photo (`-d<N>`; 0: none)."""
+        found = _BUILD.match(self.name)
+        return int(found.group(5) or 0) if found else 0
 
 
 def scale_id(i: int) -> str:
@@ -67,21 +75,34 @@ def scale_id(i: int) -> str:
     return point_id_for(f"scale-{i}".encode())
 
 
-def scale_record(i: int, vector: np.ndarray, minor: bool) -> ImageRecord:
+def scale_record(i: int, vector: np.ndarray, minor: bool, described: Described | None = None,
+                 j: int = 0) -> ImageRecord:
+    """Generated photo i; with `described`, as the j-th photo of those descriptions."""
     image_id = scale_id(i)
+    texts = described.texts[j] if described else []
+    minor = bool(minor or (described is not None and described.minor[j]))
     return ImageRecord(image_id, vector, {
-        "uri": f"scale/{i}.jpg", "minor": bool(minor),
-        "flag_reasons": ["caption:child"] if minor else [], "descriptions": [],
+        "uri": f"scale/{i}.jpg", "minor": minor,
+        "flag_reasons": ["caption:child"] if minor else [], "descriptions": texts,
         "content_hash": image_id,
-    })
+    }, descriptions=described.vectors[j] if described else None,
+        keywords=described.keywords[j] if described else None)
 
 
-def fill(store, vectors: np.ndarray, minor: np.ndarray, *, progress: bool = True) -> None:
-    """Upserts the generated photos into `store` (any VectorStore) in batches."""
+def fill(store, vectors: np.ndarray, minor: np.ndarray, *, descriptions: int = 0,
+         progress: bool = True) -> None:
+    """Upserts the generated photos into `store` (any VectorStore) in batches, each with
+    `descriptions` descriptions (scale_descriptions.py; 0: none)."""
+    describer = None
+    if descriptions:
+        real = cached_real_vectors(DATA, CACHE, SCRATCH / "real.npz")
+        describer = Describer(real, caption_texts(DATA), descriptions)
     with tqdm(total=len(vectors), desc="upsert", unit="photo", disable=not progress) as bar:
         for start in range(0, len(vectors), UPSERT_BATCH):
             chunk = np.asarray(vectors[start:start + UPSERT_BATCH])
-            store.upsert([scale_record(start + j, v, minor[start + j]) for j, v in enumerate(chunk)])
+            described = describer.describe(chunk, start) if describer else None
+            store.upsert([scale_record(start + j, v, minor[start + j], described, j)
+                          for j, v in enumerate(chunk)])
             bar.update(len(chunk))
 
 
@@ -94,7 +115,7 @@ def build(build: Build, n: int, folder: Path) -> dict:
     vectors, minor = load_set(n)
     started = time.perf_counter()
     with EdgeStore(folder / "store", 384, settings=build.settings) as store:
-        fill(store, vectors, minor)
+        fill(store, vectors, minor, descriptions=build.descriptions)
         upserted = time.perf_counter()
         store.optimize()
         info = {"build": build.name, "n": n, "upsert_s": upserted - started,
