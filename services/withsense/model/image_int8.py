@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import platform
 import tempfile
 import warnings
 from collections.abc import Iterable
@@ -29,7 +30,8 @@ import numpy as np
 from withsense.model.catalog import IMAGE_PRECISIONS
 
 __all__ = ["IMAGE_PRECISIONS", "CALIBRATION_FILE", "CONFIG_KEY", "RECIPE", "Int8Error", "calibrate",
-           "quantize", "table_sha256", "graph_key", "read_table", "trained_on", "artifact_table"]
+           "quantize", "table_sha256", "graph_key", "read_table", "trained_on", "artifact_table",
+           "saturation_risk", "refuse_where_it_saturates"]
 CALIBRATION_FILE = "image_int8_calibration.json"
 # Config key of the artifact: which tower variant the heads were trained on, and the table.
 CONFIG_KEY = "image_precision"
@@ -46,7 +48,43 @@ SIGNIFICANT_DIGITS = 6  # ranges are rounded so that a rerun on other threads gi
 
 
 class Int8Error(RuntimeError):
-    """The int8 tower cannot be built as asked (no table, or a table of another graph)."""
+    """The int8 tower cannot be built as asked (no table, a table of another graph, a CPU whose
+    int8 arithmetic saturates)."""
+
+
+# CPU flags with which ONNX Runtime multiplies uint8 by int8 exactly (int32 sums).
+_EXACT_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+_X86 = ("x86_64", "amd64", "i386", "i686")
+
+
+def saturation_risk(cpuinfo: Path = Path("/proc/cpuinfo"), machine: str | None = None) -> str | None:
+    """Why this CPU would run the int8 graph wrongly, or None when it runs it exactly.
+
+    On x86 without VNNI, ONNX Runtime multiplies uint8 activations by int8 weights with
+    VPMADDUBSW, whose pairwise int16 sums saturate (its quantization docs: use VNNI, or weights
+    of a reduced range). The recipe's features then drift far from the ones the heads learnt:
+    pooled cosine to fp32 0.79-0.93 on such a CPU, against 0.93-0.99 with VNNI
+    (tests/worker/test_image_int8.py). Where the flags cannot be read on x86, the answer is
+    the cautious one."""
+    machine = (machine or platform.machine()).lower()
+    if machine not in _X86:
+        return None  # ARM and others: integer dot products without that saturating step
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        return f"the CPU's flags cannot be read ({cpuinfo}), so VNNI cannot be confirmed"
+    if flags & set(_EXACT_INT8_FLAGS):
+        return None
+    return "this x86 CPU has no VNNI, so ONNX Runtime's uint8 x int8 sums saturate"
+
+
+def refuse_where_it_saturates() -> None:
+    """Raises Int8Error on a CPU that would run the int8 graph wrongly (`saturation_risk`)."""
+    risk = saturation_risk()
+    if risk is not None:
+        raise Int8Error(f"the int8 image tower cannot run here: {risk} (its features would "
+                        "drift far from the ones the heads learnt); set "
+                        "WITHSENSE_WORKER_IMAGE_PRECISION=fp32, or train and serve on a CPU with VNNI")
 
 
 @contextmanager

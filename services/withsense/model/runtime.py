@@ -28,6 +28,7 @@ from withsense.model.image_int8 import (
     RECIPE,
     Int8Error,
     artifact_table,
+    saturation_risk,
     trained_on,
 )
 from withsense.model.language import ENGLISH, MULTILINGUAL, TEXT_PATHS, TextPath, text_path
@@ -103,6 +104,12 @@ def image_int8_table(artifact_dir: Path | None, config: dict[str, Any],
         raise ValueError(f"unknown image precision {precision!r}; choose auto or one of {IMAGE_PRECISIONS}")
     trained = trained_on(config)
     wanted = trained if precision == "auto" else precision
+    risk = saturation_risk()
+    if precision == "auto" and wanted == "int8" and risk is not None:
+        # The fp32 features are close to the int8 ones the heads learnt (median cosine 0.9966);
+        # this CPU's int8 features are not (saturation_risk). Explicit int8 is refused instead.
+        log.warning("the int8 image tower cannot run exactly here (%s): the tower runs in fp32", risk)
+        wanted = "fp32"
     if wanted != trained:
         log.warning("MODEL MISMATCH: the heads of %s were trained on %s image tower features but "
                     "the tower runs in %s as configured (WITHSENSE_WORKER_IMAGE_PRECISION): photo "
