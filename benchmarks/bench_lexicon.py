@@ -24,16 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench_utils import load_note, markdown_table, rotated
+from bench_utils import caption_texts, load_note, markdown_table, rotated
 
 HERE = Path(__file__).resolve().parent
 SERVICES = HERE.parent / "services"
 DATA = Path(os.environ.get("WITHSENSE_CUSTOMER_DATA", "/work/shared/data/withsense"))
 CAPTIONS = DATA / "extra" / "captions.txt"
-
-
-def captions() -> list[str]:
-    return [line.split("\t", 1)[1].strip() for line in CAPTIONS.read_text().splitlines()]
 
 
 def child(warm: list[str], queries: list[str]) -> dict:
@@ -62,7 +58,7 @@ def run_child(services: Path, warm: list[str], queries: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    texts = captions()
+    texts = caption_texts(DATA)
     trees = {f"baseline ({args.baseline_src})": args.baseline_src / "services",
              "this checkout": SERVICES}
     cpu: dict[str, list[float]] = {name: [] for name in trees}

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_store_tuning import CACHE, DATA, Build, build
-from bench_utils import load_note, markdown_table, percentiles_ms, process_memory
+from bench_utils import caption_texts, load_note, markdown_table, percentiles_ms, process_memory
 from scale_descriptions import MAX_DESCRIPTIONS
 from scale_vectors import SCRATCH, cached_real_vectors
 from tqdm import tqdm
@@ -93,8 +93,7 @@ def caption_queries() -> tuple[list[str], np.ndarray]:
     from withsense.compliance import mentions_child
 
     real = cached_real_vectors(DATA, CACHE, SCRATCH / "real.npz")
-    lines = (DATA / "extra" / "captions.txt").read_text().splitlines()
-    texts = [line.split("\t", 1)[1].strip() for line in lines]
+    texts = caption_texts(DATA)
     keep = [i for i, t in enumerate(texts) if not mentions_child(t)]
     return [texts[i] for i in keep], real.captions[keep]
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bench_utils import load_note, markdown_table, percentiles_ms, process_memory
-from scale_descriptions import Described, Describer, caption_texts
+from bench_utils import caption_texts, load_note, markdown_table, percentiles_ms, process_memory
+from scale_descriptions import Described, Describer
 from scale_vectors import SCRATCH, cached_real_vectors, generated_set
 from tqdm import tqdm
 from withsense.config.store import StoreSettings

@@ -110,3 +110,9 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     if not name or not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
         raise SystemExit(f"--variant {text!r}: expected NAME=ENV=VALUE[,ENV=VALUE...]")
     return name, dict(pairs)
+
+
+def caption_texts(data_dir: Path) -> list[str]:
+    """The customer's captions (`extra/captions.txt`: "<photo>#<n>\t<text>"), in file order."""
+    lines = (data_dir / "extra" / "captions.txt").read_text().splitlines()
+    return [line.split("\t", 1)[1].strip() for line in lines]

@@ -19,7 +19,6 @@ Deterministic: photo i's noise is drawn from the seed and i's block of `UPSERT` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scale_vectors import RealVectors
@@ -37,12 +36,6 @@ class Described:
     vectors: list[np.ndarray]  # float32 [count, dim] each, unit length
     keywords: list  # withsense.keywords.SparseVector each
     minor: np.ndarray  # bool: the nearest real photo's captions mention a child
-
-
-def caption_texts(data_dir: Path) -> list[str]:
-    """The customer's captions, in the order of `RealVectors.captions`."""
-    lines = (data_dir / "extra" / "captions.txt").read_text().splitlines()
-    return [line.split("\t", 1)[1].strip() for line in lines]
 
 
 class Describer:

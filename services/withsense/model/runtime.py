@@ -104,8 +104,8 @@ def image_int8_table(artifact_dir: Path | None, config: dict[str, Any],
         raise ValueError(f"unknown image precision {precision!r}; choose auto or one of {IMAGE_PRECISIONS}")
     trained = trained_on(config)
     wanted = trained if precision == "auto" else precision
-    risk = saturation_risk()
-    if precision == "auto" and wanted == "int8" and risk is not None:
+    risk = saturation_risk() if precision == "auto" and wanted == "int8" else None
+    if risk is not None:
         # The fp32 features are close to the int8 ones the heads learnt (median cosine 0.9966);
         # this CPU's int8 features are not (saturation_risk). Explicit int8 is refused instead.
         log.warning("the int8 image tower cannot run exactly here (%s): the tower runs in fp32", risk)
