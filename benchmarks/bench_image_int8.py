@@ -6,7 +6,9 @@ its features move, and what that does to the model's quality (issue 11, item 7).
    wall and CPU time (this process, all threads) per photo, and the load average.
 2. Agreement over every photo of the data set: the cosine of int8 to fp32 pooled features (the
    heads' flip test-time augmentation, as the worker runs them) and of the image vectors the
-   shipped artifact's heads make of them (min, 1st percentile, median), and ImageNet top-1.
+   shipped artifact's heads make of them (min, 1st percentile, median), and ImageNet top-1; for
+   the recipe's 7-bit weights and for full-range 8-bit ones (exact only on a CPU with VNNI: the
+   row shows what saturation does where there is none).
 3. Quality: 5-fold cross-validation by photo of the search heads (``withsense_train.evaluate``)
    trained and evaluated on fp32 features, then on int8 features, same folds: R@1, R@5, R@10,
    ECE; and the visual minor detector's (``withsense_train.minor``) cross-validation on each:
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_utils import markdown_table  # noqa: E402
 from withsense.model.artifact import DEFAULT_ARTIFACT_DIR, load_artifact  # noqa: E402
 from withsense.model.catalog import model_config  # noqa: E402
-from withsense.model.image_int8 import FP32_NODES, FP32_STEM_AND_HEAD, quantize  # noqa: E402
+from withsense.model.image_int8 import quantize  # noqa: E402
 from withsense.model.minor import detector_inputs  # noqa: E402
 from withsense.model.towers import OnnxImageSession, export_image_graph  # noqa: E402
 from withsense_train.background import background_features  # noqa: E402
@@ -103,12 +105,12 @@ def cosine_stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 
 def agreement(fp32: FeatureCache, int8: FeatureCache, paths: list[Path]) -> dict[str, Any]:
-    """int8 against fp32 features (flip TTA), the recipe's and the alternative one's (the stem
-    and head convolutions also fp32), with the same calibration table."""
+    """int8 against fp32 features (flip TTA), the recipe's (7-bit weights) and full-range
+    weights' (the previous recipe, exact only with VNNI on x86), with the same calibration table."""
     model = load_artifact(DEFAULT_ARTIFACT_DIR).model
     (p32, l32) = fp32.image(paths, "flip")
-    recipes = {"int8 (recipe)": int8.image(paths, "flip"),
-               "int8, stem + head convs also fp32": alternative_features(int8, paths)}
+    recipes = {"int8 (recipe: 7-bit weights)": int8.image(paths, "flip"),
+               f"int8, 8-bit weights ({vnni()})": full_range_features(int8, paths)}
     out: dict[str, Any] = {"photos": len(paths)}
     with torch.inference_mode():
         v32 = model.embed_image(torch.from_numpy(p32), torch.from_numpy(l32)).numpy()
@@ -119,14 +121,24 @@ def agreement(fp32: FeatureCache, int8: FeatureCache, paths: list[Path]) -> dict
     return out
 
 
-def alternative_features(int8: FeatureCache, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """(pooled, logits) with the flip TTA of the int8 graph that keeps FP32_STEM_AND_HEAD too."""
+def vnni() -> str:
+    """Whether this CPU multiplies uint8 by full-range int8 without saturating (x86 flags)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "CPU flags unknown"
+    return "this CPU has VNNI" if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else \
+        "this CPU has no VNNI: its sums saturate"
+
+
+def full_range_features(int8: FeatureCache, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled, logits) with the flip TTA of the int8 graph with full-range (8-bit) weights."""
     import onnxruntime
     from PIL import Image
 
     tower = int8.image_tower
     graph = quantize(export_image_graph(tower.networks, tower.image_size), int8.int8_table,
-                     (*FP32_NODES, *FP32_STEM_AND_HEAD))
+                     reduce_range=False)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])

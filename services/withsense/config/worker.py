@@ -80,8 +80,8 @@ class WorkerSettings(BaseSettings):
         description="Image tower precision on ONNX Runtime: 'int8' (static quantization with the "
         "artifact's calibration table; faster), 'fp32', or 'auto': the variant the artifact's "
         "heads were trained on (config.json image_precision). The other one runs but is logged "
-        "as a model mismatch; int8 without a table in the artifact is refused "
-        "(docs/model.md, int8 image tower).",
+        "as a model mismatch; int8 is refused when the artifact has no table or records "
+        "another recipe than this build's (docs/model.md, int8 image tower).",
     )
     image_threads: int = Field(
         default=0, ge=0, le=64,

@@ -7,9 +7,16 @@ quantize the fp32 graph with it at load (a few seconds), so the features the hea
 on are the features the worker computes. Nothing but the table is stored: the int8 graph always
 matches the installed weights.
 
-The recipe (``RECIPE``): weights int8 per output channel, activations uint8 per tensor, MinMax
-ranges; the global pool and the classifier stay fp32, and so does the arithmetic of the padding
-(``shape_arithmetic``; docs/model.md, "int8 image tower").
+The recipe (``RECIPE``): weights int8 per output channel in a 7-bit range, activations uint8 per
+tensor, MinMax ranges; the global pool and the classifier stay fp32, and so does the arithmetic of
+the padding (``shape_arithmetic``; docs/model.md, "int8 image tower").
+
+Why 7-bit weights: on x86 without VNNI, ONNX Runtime multiplies uint8 activations by int8
+weights with VPMADDUBSW, whose pairwise int16 sums saturate at full 8-bit range (its quantization
+docs name the remedy: weights of a reduced range). With weights in [-64, 64] a pair sums to at
+most 2 x 255 x 64 = 32,640 < 32,767, so no CPU saturates and the int8 graph computes the same
+features on every machine the trainer or the worker runs on. Measured (bench_image_int8.py, on
+an AVX2 CPU without VNNI): full-range weights gave pooled cosines to fp32 down to 0.76 there.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import platform
 import tempfile
 import warnings
 from collections.abc import Iterable
@@ -30,8 +36,7 @@ import numpy as np
 from withsense.model.catalog import IMAGE_PRECISIONS
 
 __all__ = ["IMAGE_PRECISIONS", "CALIBRATION_FILE", "CONFIG_KEY", "RECIPE", "Int8Error", "calibrate",
-           "quantize", "table_sha256", "graph_key", "read_table", "trained_on", "artifact_table",
-           "saturation_risk", "refuse_where_it_saturates"]
+           "quantize", "table_sha256", "graph_key", "read_table", "trained_on", "artifact_table"]
 CALIBRATION_FILE = "image_int8_calibration.json"
 # Config key of the artifact: which tower variant the heads were trained on, and the table.
 CONFIG_KEY = "image_precision"
@@ -39,52 +44,15 @@ CONFIG_KEY = "image_precision"
 # precision, so the pool and what follows run in fp32 on int8 inputs. Keeping the stem and head
 # convolutions fp32 as well measured worse (bench_image_int8.py, docs/model.md).
 FP32_NODES = ("/global_pool/pool/GlobalAveragePool", "/global_pool/flatten/Flatten", "/classifier/Gemm")
-FP32_STEM_AND_HEAD = ("/conv_stem/Conv", "/conv_head/Conv")  # the alternative measured
 RECIPE = {
-    "format": "QDQ", "weights": "int8 per channel", "activations": "uint8 per tensor",
+    "format": "QDQ", "weights": "int8 per channel, 7-bit range", "activations": "uint8 per tensor",
     "calibration": "MinMax", "fp32_nodes": list(FP32_NODES),
 }
 SIGNIFICANT_DIGITS = 6  # ranges are rounded so that a rerun on other threads gives the same table
 
 
 class Int8Error(RuntimeError):
-    """The int8 tower cannot be built as asked (no table, a table of another graph, a CPU whose
-    int8 arithmetic saturates)."""
-
-
-# CPU flags with which ONNX Runtime multiplies uint8 by int8 exactly (int32 sums).
-_EXACT_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-_X86 = ("x86_64", "amd64", "i386", "i686")
-
-
-def saturation_risk(cpuinfo: Path = Path("/proc/cpuinfo"), machine: str | None = None) -> str | None:
-    """Why this CPU would run the int8 graph wrongly, or None when it runs it exactly.
-
-    On x86 without VNNI, ONNX Runtime multiplies uint8 activations by int8 weights with
-    VPMADDUBSW, whose pairwise int16 sums saturate (its quantization docs: use VNNI, or weights
-    of a reduced range). The recipe's features then drift far from the ones the heads learnt:
-    pooled cosine to fp32 0.79-0.93 on such a CPU, against 0.93-0.99 with VNNI
-    (tests/worker/test_image_int8.py). Where the flags cannot be read on x86, the answer is
-    the cautious one."""
-    machine = (machine or platform.machine()).lower()
-    if machine not in _X86:
-        return None  # ARM and others: integer dot products without that saturating step
-    try:
-        flags = set(cpuinfo.read_text().split())
-    except OSError:
-        return f"the CPU's flags cannot be read ({cpuinfo}), so VNNI cannot be confirmed"
-    if flags & set(_EXACT_INT8_FLAGS):
-        return None
-    return "this x86 CPU has no VNNI, so ONNX Runtime's uint8 x int8 sums saturate"
-
-
-def refuse_where_it_saturates() -> None:
-    """Raises Int8Error on a CPU that would run the int8 graph wrongly (`saturation_risk`)."""
-    risk = saturation_risk()
-    if risk is not None:
-        raise Int8Error(f"the int8 image tower cannot run here: {risk} (its features would "
-                        "drift far from the ones the heads learnt); set "
-                        "WITHSENSE_WORKER_IMAGE_PRECISION=fp32, or train and serve on a CPU with VNNI")
+    """The int8 tower cannot be built as asked (no table, a table of another graph)."""
 
 
 @contextmanager
@@ -154,9 +122,10 @@ def graph_key(table: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps({"table": table, "recipe": RECIPE}, sort_keys=True).encode()).hexdigest()
 
 
-def quantize(fp32_graph: bytes, table: dict[str, Any], fp32_nodes: tuple[str, ...] = FP32_NODES) -> bytes:
-    """The int8 graph of an fp32 graph with a calibration table (RECIPE; ``fp32_nodes`` for
-    experiments)."""
+def quantize(fp32_graph: bytes, table: dict[str, Any], fp32_nodes: tuple[str, ...] = FP32_NODES,
+             *, reduce_range: bool = True) -> bytes:
+    """The int8 graph of an fp32 graph with a calibration table (RECIPE; ``fp32_nodes`` and
+    full-range weights, ``reduce_range=False``, for experiments: exact only with VNNI on x86)."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -173,7 +142,8 @@ def quantize(fp32_graph: bytes, table: dict[str, Any], fp32_nodes: tuple[str, ..
         cache.write_text(json.dumps(table))
         quantize_static(
             source, target, None, calibration_cache_path=cache, quant_format=QuantFormat.QDQ,
-            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,
         )
         return target.read_bytes()

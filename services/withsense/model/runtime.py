@@ -28,7 +28,6 @@ from withsense.model.image_int8 import (
     RECIPE,
     Int8Error,
     artifact_table,
-    saturation_risk,
     trained_on,
 )
 from withsense.model.language import ENGLISH, MULTILINGUAL, TEXT_PATHS, TextPath, text_path
@@ -99,17 +98,12 @@ def image_int8_table(artifact_dir: Path | None, config: dict[str, Any],
                      precision: str) -> dict[str, Any] | None:
     """The int8 calibration table the image tower should run with (None: fp32). ``auto`` takes
     the variant the heads were trained on; asking for the other one works but is logged loudly
-    (the vectors move), and int8 without a table in the artifact is refused."""
+    (the vectors move), and int8 without a table in the artifact, or of another recipe than this
+    build's, is refused."""
     if precision not in ("auto", *IMAGE_PRECISIONS):
         raise ValueError(f"unknown image precision {precision!r}; choose auto or one of {IMAGE_PRECISIONS}")
     trained = trained_on(config)
     wanted = trained if precision == "auto" else precision
-    risk = saturation_risk() if precision == "auto" and wanted == "int8" else None
-    if risk is not None:
-        # The fp32 features are close to the int8 ones the heads learnt (median cosine 0.9966);
-        # this CPU's int8 features are not (saturation_risk). Explicit int8 is refused instead.
-        log.warning("the int8 image tower cannot run exactly here (%s): the tower runs in fp32", risk)
-        wanted = "fp32"
     if wanted != trained:
         log.warning("MODEL MISMATCH: the heads of %s were trained on %s image tower features but "
                     "the tower runs in %s as configured (WITHSENSE_WORKER_IMAGE_PRECISION): photo "
@@ -124,9 +118,11 @@ def image_int8_table(artifact_dir: Path | None, config: dict[str, Any],
                         "WITHSENSE_WORKER_IMAGE_PRECISION=fp32")
     recorded = config.get(CONFIG_KEY, {}).get("recipe")
     if recorded is not None and recorded != RECIPE:
-        log.warning("MODEL MISMATCH: the heads of %s were trained on an int8 graph of another "
-                    "recipe (%s) than this build makes (%s): retrain", config.get("version"),
-                    recorded, RECIPE)
+        # This build cannot make the graph the heads and the minor detector learnt from, and
+        # its own int8 features would move the detector's operating point: refused, not guessed.
+        raise Int8Error(f"model {config.get('version')} was trained on an int8 image graph of "
+                        f"another recipe ({recorded}) than this build makes ({RECIPE}): retrain "
+                        "it with this build, or set WITHSENSE_WORKER_IMAGE_PRECISION=fp32")
     return table
 
 

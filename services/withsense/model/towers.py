@@ -195,9 +195,8 @@ class OnnxImageSession:
         graph = export_image_graph(models, image_size)
         self.precision = "fp32"
         if int8_table is not None:
-            from withsense.model.image_int8 import quantize, refuse_where_it_saturates
+            from withsense.model.image_int8 import quantize
 
-            refuse_where_it_saturates()
             graph = quantize(graph, int8_table)
             self.precision = "int8"
         options = onnxruntime.SessionOptions()
