@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -122,7 +123,10 @@ def agreement(fp32: FeatureCache, int8: FeatureCache, paths: list[Path]) -> dict
 
 
 def vnni() -> str:
-    """Whether this CPU multiplies uint8 by full-range int8 without saturating (x86 flags)."""
+    """Whether this CPU multiplies uint8 by full-range int8 without saturating: x86 needs VNNI
+    (or AMX); other CPUs have no VPMADDUBSW step."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return "not x86: no saturating step"
     try:
         flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:

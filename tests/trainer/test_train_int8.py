@@ -30,7 +30,7 @@ def test_int8_artifact_serves_the_features_its_heads_learnt_from(
     from PIL import Image
     from withsense.model.artifact import load_artifact
     from withsense.model.catalog import model_config
-    from withsense.model.image_int8 import CALIBRATION_FILE, CONFIG_KEY, read_table, table_sha256
+    from withsense.model.image_int8 import CALIBRATION_FILE, CONFIG_KEY, RECIPE, read_table, table_sha256
     from withsense.model.runtime import ModelRuntime
     from withsense_train.features import FeatureCache
 
@@ -38,6 +38,7 @@ def test_int8_artifact_serves_the_features_its_heads_learnt_from(
     config = load_artifact(path).config
     section = config[CONFIG_KEY]
     assert section["heads_trained_on"] == "int8" and section["file"] == CALIBRATION_FILE
+    assert section["recipe"] == RECIPE  # the worker refuses an int8 graph of another recipe
     assert CALIBRATION_FILE in config["files"]  # hashed: loading checks it
     table = read_table(path / CALIBRATION_FILE)
     assert section["table_sha256"] == table_sha256(table)
@@ -64,3 +65,20 @@ def test_fp32_artifact_records_its_variant(trained_synthetic):
 
     result, _ = trained_synthetic
     assert trained_on(load_artifact(result.artifact_dir).config) == "fp32"
+
+
+def test_evaluation_refuses_int8_features_it_cannot_remake(trained_int8, tmp_path):
+    """`withsense evaluate` and the fusion stage score an artifact on the features its heads
+    learnt from: an int8 artifact of another recipe, or without its table, is refused."""
+    from withsense.model.artifact import load_artifact
+    from withsense.model.image_int8 import CONFIG_KEY, RECIPE, Int8Error
+    from withsense_train.evaluate import cache_for_artifact
+
+    artifact = load_artifact(trained_int8.artifact_dir)
+    config, section = artifact.config, artifact.config[CONFIG_KEY]
+    assert cache_for_artifact(config, tmp_path, False, artifact.path).int8_table is not None
+    first_recipe = {**config, CONFIG_KEY: {**section, "recipe": {**RECIPE, "weights": "int8 per channel"}}}
+    with pytest.raises(Int8Error, match="another recipe"):
+        cache_for_artifact(first_recipe, tmp_path, False, artifact.path)
+    with pytest.raises(Int8Error, match="ships no calibration table"):
+        cache_for_artifact({**config, CONFIG_KEY: {**section, "file": ""}}, tmp_path, False, artifact.path)

@@ -71,7 +71,7 @@ def test_int8_graph_stays_close_to_fp32_on_ragged_batches(tower, pixels, table):
     alone = int8.features_from_pixels(pixels)
     # Lite0 on a few unlike photos (the customer's Lite2 photos: docs/model.md); the
     # quantized padding arithmetic this guards against gave ~0.86, and full-range weights on a
-    # CPU without VNNI 0.74-0.95. The recipe's 7-bit weights: 0.92-0.99, median 0.975.
+    # CPU without VNNI 0.74-0.95 (an AVX2 CPU). The recipe's 7-bit weights: 0.92-0.99, median 0.975.
     cos = cosines(alone.pooled, reference.pooled)
     assert cos.min() > 0.9 and np.median(cos) > 0.96, cos
     assert (alone.logits.argmax(1) == reference.logits.argmax(1)).float().mean() >= 0.75
@@ -112,26 +112,26 @@ def test_runtime_takes_the_variant_the_heads_were_trained_on(tmp_path: Path, tab
     with pytest.raises(Int8Error, match="no int8 calibration table"):
         image_int8_table(tmp_path, fp32_config, "int8")
     (tmp_path / CALIBRATION_FILE).write_text(json.dumps(table))
-    int8_config = {"version": "v-int8",
-                   CONFIG_KEY: {"heads_trained_on": "int8", "file": CALIBRATION_FILE}}
+    int8_config = {"version": "v-int8", CONFIG_KEY: {"heads_trained_on": "int8",
+                                                     "file": CALIBRATION_FILE, "recipe": RECIPE}}
     assert image_int8_table(tmp_path, int8_config, "auto") == table
     with caplog.at_level(logging.WARNING):
         assert image_int8_table(tmp_path, int8_config, "fp32") is None
     assert "MODEL MISMATCH" in caplog.text
-    caplog.clear()
-    # The first recipe's full-range weights: this build makes 7-bit ones, so the detector's
-    # features would move. The fp32 tower stays an explicit, logged choice.
-    first_recipe = {**RECIPE, "weights": "int8 per channel"}
-    other_recipe = {**int8_config, CONFIG_KEY: {**int8_config[CONFIG_KEY], "recipe": first_recipe}}
-    for precision in ("auto", "int8"):
-        with pytest.raises(Int8Error, match="another recipe.*retrain.*IMAGE_PRECISION=fp32"):
-            image_int8_table(tmp_path, other_recipe, precision)
-    assert image_int8_table(tmp_path, {**other_recipe, CONFIG_KEY: {**other_recipe[CONFIG_KEY],
-                                                                    "recipe": RECIPE}}, "auto") == table
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        assert image_int8_table(tmp_path, other_recipe, "fp32") is None
-    assert "MODEL MISMATCH" in caplog.text
+    # The first recipe's artifacts (full-range weights; the earliest recorded no recipe): this
+    # build makes 7-bit ones, so the detector's features would move. Their fp32 tower stays an
+    # explicit, logged choice.
+    first_recipe = {**int8_config[CONFIG_KEY], "recipe": {**RECIPE, "weights": "int8 per channel"}}
+    unrecorded = {k: v for k, v in int8_config[CONFIG_KEY].items() if k != "recipe"}
+    for section, why in ((first_recipe, "another recipe"), (unrecorded, "does not record")):
+        config = {**int8_config, CONFIG_KEY: section}
+        for precision in ("auto", "int8"):
+            with pytest.raises(Int8Error, match=f"{why}.*retrain.*IMAGE_PRECISION=fp32"):
+                image_int8_table(tmp_path, config, precision)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert image_int8_table(tmp_path, config, "fp32") is None
+        assert "MODEL MISMATCH" in caplog.text
     with pytest.raises(ValueError, match="unknown image precision"):
         image_int8_table(tmp_path, int8_config, "int4")
     (tmp_path / CALIBRATION_FILE).write_text("{not json")
@@ -163,6 +163,7 @@ def test_recipe_weights_stay_in_the_range_no_cpu_saturates(fp32_graph, table, re
     recipe = quantized_weights(recipe_graph)
     assert len(recipe) > 20
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in recipe) <= 64
+    assert "7-bit" in RECIPE["weights"]  # what artifacts record is what quantize makes
     full = quantized_weights(quantize(fp32_graph, table, reduce_range=False))
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in full) == 127
 
@@ -171,8 +172,8 @@ def test_the_fused_int8_graph_computes_its_qdq_arithmetic_on_this_cpu(recipe_gra
     """ONNX Runtime runs the graph on integer kernels (fused); with the graph optimizer off it
     runs each DequantizeLinear, float op and QuantizeLinear as written: the arithmetic the table
     and weights define. They differ only by rounding where this CPU's integer sums do not
-    saturate: 0.999 or more for the recipe; full-range weights on a CPU without VNNI gave
-    0.73-0.95 here."""
+    saturate: 0.999 or more for the recipe on an AVX2 CPU without VNNI, where full-range weights
+    gave 0.73-0.95 (these photos, fused against as written)."""
     import onnxruntime
 
     batch = torch.cat([pixels, pixels.flip(-1)]).numpy()
@@ -186,4 +187,4 @@ def test_the_fused_int8_graph_computes_its_qdq_arithmetic_on_this_cpu(recipe_gra
 
     fused = pooled(onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL)
     as_written = pooled(onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    assert cosines(fused, as_written).min() > 0.995
+    assert cosines(fused, as_written).min() > 0.998

@@ -34,7 +34,7 @@ import torch
 from withsense.model.artifact import load_artifact
 from withsense.model.catalog import MODEL_NAMES, model_config
 from withsense.model.fused import FusedModel
-from withsense.model.image_int8 import artifact_table, trained_on
+from withsense.model.image_int8 import Int8Error, artifact_table, trained_on
 from withsense.model.runtime import head_config as runtime_head_config
 
 from withsense_train.baseline import FirstApproach
@@ -348,12 +348,16 @@ def demo_gallery_metrics(models: dict[str, FusedModel], cache: FeatureCache) -> 
 
 def cache_for_artifact(config: dict[str, Any], cache_dir: Path | None, progress: bool,
                        artifact_dir: Path | None = None) -> FeatureCache:
-    """The features an artifact's heads were trained on (int8 ones with its calibration table)."""
+    """The features an artifact's heads were trained on (int8 ones with its calibration table;
+    an int8 artifact without one, or of another recipe, is refused: Int8Error)."""
     model_cfg = dict(model_config_for(config))
     model_cfg["concept_prompts"] = config.get("concept_prompts", model_cfg["concept_prompts"])
     cache = FeatureCache(model_cfg, cache_dir, progress=progress)
-    table = artifact_table(artifact_dir, config)
-    if trained_on(config) == "int8" and table is not None:
+    if trained_on(config) == "int8":
+        table = artifact_table(artifact_dir, config)
+        if table is None:
+            raise Int8Error(f"model {config.get('version')} was trained on int8 image features "
+                            "but ships no calibration table: its features cannot be remade")
         cache.use_int8_table(table)
     return cache
 

@@ -14,9 +14,10 @@ the padding (``shape_arithmetic``; docs/model.md, "int8 image tower").
 Why 7-bit weights: on x86 without VNNI, ONNX Runtime multiplies uint8 activations by int8
 weights with VPMADDUBSW, whose pairwise int16 sums saturate at full 8-bit range (its quantization
 docs name the remedy: weights of a reduced range). With weights in [-64, 64] a pair sums to at
-most 2 x 255 x 64 = 32,640 < 32,767, so no CPU saturates and the int8 graph computes the same
-features on every machine the trainer or the worker runs on. Measured (bench_image_int8.py, on
-an AVX2 CPU without VNNI): full-range weights gave pooled cosines to fp32 down to 0.76 there.
+most 2 x 255 x 64 = 32,640 < 32,767, so no CPU saturates: the integer sums are exact on every
+machine the trainer or the worker runs on (the float steps around them may round differently;
+not compared across machines). Measured (bench_image_int8.py, the customer's photos, an AVX2 CPU
+without VNNI): full-range weights gave pooled cosines to fp32 down to 0.69 there.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ CALIBRATION_FILE = "image_int8_calibration.json"
 CONFIG_KEY = "image_precision"
 # The pooled features are small averages: at uint8 after the pool they would lose much of their
 # precision, so the pool and what follows run in fp32 on int8 inputs. Keeping the stem and head
-# convolutions fp32 as well measured worse (bench_image_int8.py, docs/model.md).
+# convolutions fp32 as well measured worse (the first recipe's tables in docs/model.md).
 FP32_NODES = ("/global_pool/pool/GlobalAveragePool", "/global_pool/flatten/Flatten", "/classifier/Gemm")
 RECIPE = {
     "format": "QDQ", "weights": "int8 per channel, 7-bit range", "activations": "uint8 per tensor",
@@ -52,7 +53,8 @@ SIGNIFICANT_DIGITS = 6  # ranges are rounded so that a rerun on other threads gi
 
 
 class Int8Error(RuntimeError):
-    """The int8 tower cannot be built as asked (no table, a table of another graph)."""
+    """The int8 tower cannot be built as asked (no table, a table of another graph, an artifact
+    of another recipe)."""
 
 
 @contextmanager
@@ -122,16 +124,15 @@ def graph_key(table: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps({"table": table, "recipe": RECIPE}, sort_keys=True).encode()).hexdigest()
 
 
-def quantize(fp32_graph: bytes, table: dict[str, Any], fp32_nodes: tuple[str, ...] = FP32_NODES,
-             *, reduce_range: bool = True) -> bytes:
-    """The int8 graph of an fp32 graph with a calibration table (RECIPE; ``fp32_nodes`` and
-    full-range weights, ``reduce_range=False``, for experiments: exact only with VNNI on x86)."""
+def quantize(fp32_graph: bytes, table: dict[str, Any], *, reduce_range: bool = True) -> bytes:
+    """The int8 graph of an fp32 graph with a calibration table (RECIPE; full-range weights,
+    ``reduce_range=False``, for bench_image_int8's comparison: exact only with VNNI on x86)."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     graph = onnx.load_from_string(fp32_graph)
     names = {out for node in graph.graph.node for out in node.output} | {i.name for i in graph.graph.input}
-    exclude = [*fp32_nodes, *shape_arithmetic(graph)]
+    exclude = [*FP32_NODES, *shape_arithmetic(graph)]
     unknown = sorted(set(table["data"]) - names)
     if unknown:
         raise Int8Error(f"the int8 calibration table names {len(unknown)} tensors this tower's "
@@ -186,8 +187,18 @@ def trained_on(config: dict[str, Any]) -> str:
 
 
 def artifact_table(artifact_dir: Path | None, config: dict[str, Any]) -> dict[str, Any] | None:
-    """The calibration table an artifact ships, or None."""
+    """The calibration table an artifact ships, or None. Int8Error when the artifact records
+    another recipe than this build's, or none (the first recipe's artifacts did not): this build
+    cannot make the graph its heads and minor detector learnt from, and its own graph's features
+    would move the detector's operating point, so that is refused, not guessed."""
     section = config.get(CONFIG_KEY, {})
     if artifact_dir is None or not section.get("file"):
         return None
+    recorded = section.get("recipe")
+    if recorded != RECIPE:
+        made_by = f"another recipe ({recorded})" if recorded else "a recipe it does not record"
+        raise Int8Error(f"model {config.get('version')} was trained on an int8 image graph of "
+                        f"{made_by}, not the one this build makes ({RECIPE}): retrain it with "
+                        "this build (the worker can serve it on the fp32 tower, logged as a "
+                        "model mismatch: WITHSENSE_WORKER_IMAGE_PRECISION=fp32)")
     return read_table(Path(artifact_dir) / section["file"])

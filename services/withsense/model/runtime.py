@@ -23,9 +23,7 @@ from withsense.model.concepts import concept_embeddings
 from withsense.model.fused import FusedModel, HeadConfig
 from withsense.model.fusion import FUSION_FILE, FusionModel, load_fusion
 from withsense.model.image_int8 import (
-    CONFIG_KEY,
     IMAGE_PRECISIONS,
-    RECIPE,
     Int8Error,
     artifact_table,
     trained_on,
@@ -116,13 +114,6 @@ def image_int8_table(artifact_dir: Path | None, config: dict[str, Any],
         raise Int8Error(f"int8 image tower asked for, but model {config.get('version')} ships no "
                         "int8 calibration table: train it with image_precision int8, or set "
                         "WITHSENSE_WORKER_IMAGE_PRECISION=fp32")
-    recorded = config.get(CONFIG_KEY, {}).get("recipe")
-    if recorded is not None and recorded != RECIPE:
-        # This build cannot make the graph the heads and the minor detector learnt from, and
-        # its own int8 features would move the detector's operating point: refused, not guessed.
-        raise Int8Error(f"model {config.get('version')} was trained on an int8 image graph of "
-                        f"another recipe ({recorded}) than this build makes ({RECIPE}): retrain "
-                        "it with this build, or set WITHSENSE_WORKER_IMAGE_PRECISION=fp32")
     return table
 
 
