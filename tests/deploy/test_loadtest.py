@@ -50,6 +50,7 @@ def test_report_from_samples_and_rendering() -> None:
     report = LoadReport.from_samples(
         latencies_s=latencies,
         statuses={"OK": 95, "UNAVAILABLE": 2, "DEADLINE_EXCEEDED": 1, "RESOURCE_EXHAUSTED": 2},
+        served_latencies_s=[0.010] * 94 + [0.200],
         target="127.0.0.1:50051", mode="open", duration_s=10.0, elapsed_s=10.0,
         offered_qps=10.0, achieved_qps=9.7, requests=100, blocked=3,
     )
@@ -59,13 +60,15 @@ def test_report_from_samples_and_rendering() -> None:
     assert report.p50_ms == pytest.approx(10.0)
     assert report.p99_ms == pytest.approx(200.0)
     assert report.max_ms == pytest.approx(1000.0)
+    # Over the OK responses alone: the 1 s failure is not among them.
+    assert report.served_p50_ms == pytest.approx(10.0) and report.served_p99_ms == pytest.approx(200.0)
     data = json.loads(json.dumps(report.to_dict()))
     for key in ("offered_qps", "achieved_qps", "requests", "ok", "errors_by_code", "p50_ms",
                 "p90_ms", "p95_ms", "p99_ms", "max_ms"):
         assert key in data
     assert data["error_rate"] == pytest.approx(0.03) and data["shed_rate"] == pytest.approx(0.02)
     table = render_table(report)
-    for text in ("p99", "200.0", "UNAVAILABLE", "achieved qps", "shed"):
+    for text in ("p99", "200.0", "UNAVAILABLE", "achieved qps", "shed", "10.0 / 200.0 ms (ok only)"):
         assert text in table
     empty = LoadReport.from_samples(
         latencies_s=[], statuses={}, target="t", mode="closed", duration_s=1.0, elapsed_s=0.0,

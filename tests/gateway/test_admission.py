@@ -123,6 +123,57 @@ async def test_a_failed_search_does_not_count_as_service_time() -> None:
     assert admission.service_s == 0.0 and admission.in_flight == 0
 
 
+async def _queue_one(admission: Admission, release: asyncio.Event) -> asyncio.Task[None]:
+    """A search waiting for a slot (it holds the slot, once it has one, until `release`)."""
+    async def search() -> None:
+        async with admission.slot(None):
+            await release.wait()
+
+    task = asyncio.create_task(search())
+    await asyncio.sleep(0)  # it reaches the queue
+    assert admission.queued == 1
+    return task
+
+
+async def test_a_standing_queue_sheds_after_the_short_wait_and_a_burst_waits_longer() -> None:
+    """Controlled delay: a queue that has not emptied for 100 ms is overload, not a burst."""
+    clock = StillClock()
+    admission = Admission(max_in_flight=1, max_queued=4, queue_timeout_s=5.0,
+                          standing_timeout_s=0.02, clock=clock)
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+    async with admission.slot(None):  # the only slot taken
+        first = await _queue_one(admission, release)  # a queue starts now
+        assert not admission.standing
+        burst = asyncio.create_task(admission.__aenter__())
+        await asyncio.sleep(0.1)  # a burst: still waiting after 5x the short wait
+        assert not burst.done() and admission.queued == 2
+        burst.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await burst
+        assert admission.queued == 1
+        clock.now += 0.2  # the first search has waited 200 ms: the queue stands
+        assert admission.standing
+        started = loop.time()
+        with pytest.raises(ResourceExhausted, match="within 20 ms, the queue has not emptied"):
+            async with admission.slot(None):
+                pass
+        assert loop.time() - started < 0.3
+    release.set()
+    await first  # the first search got the slot when it freed
+    assert admission.queued == 0 and admission.in_flight == 0 and not admission.standing
+    clock.now += 10.0  # a quiet while later a new queue is a burst again
+    async with admission.slot(None):
+        second = await _queue_one(admission, release)
+        assert not admission.standing
+    await second
+
+
+def test_the_standing_wait_is_never_longer_than_the_queue_timeout() -> None:
+    assert Admission(1, 1, queue_timeout_s=0.1, standing_timeout_s=5.0).standing_timeout_s == 0.1
+    assert Admission(1, 1, queue_timeout_s=0.1).standing_timeout_s == 0.1
+
+
 def test_query_cache_is_an_lru_keyed_by_model_version() -> None:
     cache: QueryCache[int] = QueryCache(size=2)
     cache.put(("a cat",), "v1", 1)

@@ -55,6 +55,11 @@ class GatewaySettings(BaseSettings):
         default=1000.0, gt=0, description="Admission control: how long a search may wait for a "
         "slot before it is shed, so that accepted searches keep a bounded latency.",
     )
+    queue_standing_timeout_ms: float = Field(
+        default=50.0, gt=0, description="Admission control: how long a search may wait for a "
+        "slot once the queue has not emptied for 100 ms (sustained overload, not a burst); "
+        "at most queue_timeout_ms applies.",
+    )
     query_cache_size: int = Field(
         default=1024, ge=0, description="Query embeddings kept (LRU, keyed by the query texts "
         "and the model version); 0: off.",

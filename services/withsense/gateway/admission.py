@@ -6,6 +6,13 @@ most `max_queued` others, and anything beyond that is shed at once with RESOURCE
 the searches that are accepted keep a bounded latency. The shed count is a metric
 (`withsense_gateway_shed_total`) and the signal to scale on (docs/deploy.md).
 
+A queue that never empties is not a burst: the arrivals outrun the service, and every search
+that waits only adds its wait to its latency. So, as in Facebook's controlled delay ("Fail at
+Scale", 2015), a search that arrives when the queue has not been empty for `STANDING_AFTER_S`
+waits at most `standing_timeout_s` instead of `queue_timeout_s`: bursts still queue for the long
+allowance, while sustained overload is shed after a short wait, and the searches accepted keep a
+latency near the one of the searches in flight (docs/benchmarks.md, "Overload").
+
 A request that carries a deadline (gRPC) is also held to it: it waits for a slot no longer than
 its time left minus what a search takes now (a moving average of the searches served, which
 fades with its age), and one whose time left is already shorter is shed at once. Work spent on
@@ -31,20 +38,26 @@ SERVICE_EWMA = 0.1
 # Without the decay, an average that once rose above the deadlines callers send would shed every
 # such call, and with no search served it would never learn that searches got fast again.
 SERVICE_HALF_LIFE_S = 1.0
+# A queue not empty for this long is standing, not a burst (CoDel's interval).
+STANDING_AFTER_S = 0.1
 
 
 class Admission:
     def __init__(self, max_in_flight: int, max_queued: int, queue_timeout_s: float,
+                 standing_timeout_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """standing_timeout_s: the longest wait while the queue stands (None: queue_timeout_s)."""
         self.max_in_flight = max_in_flight
         self.max_queued = max_queued
         self.queue_timeout_s = queue_timeout_s
+        self.standing_timeout_s = min(queue_timeout_s, standing_timeout_s or queue_timeout_s)
         self._slots = asyncio.Semaphore(max_in_flight)
         self.in_flight = 0
         self.queued = 0
         self._service_s = 0.0  # moving average of a served search's time in its slot
-        self._clock = clock  # the decay's clock: a test can hold it still
+        self._clock = clock  # the decay's and the queue's clock: a test can hold it still
         self._sampled_at = clock()
+        self._queue_empty_at = clock()  # when the searches waiting now started to queue
 
     @property
     def service_s(self) -> float:
@@ -55,6 +68,11 @@ class Admission:
     @service_s.setter
     def service_s(self, seconds: float) -> None:
         self._service_s, self._sampled_at = seconds, self._clock()
+
+    @property
+    def standing(self) -> bool:
+        """Whether searches have been waiting without a break for STANDING_AFTER_S."""
+        return self.queued > 0 and self._clock() - self._queue_empty_at > STANDING_AFTER_S
 
     @asynccontextmanager
     async def slot(self, time_left_s: float | None = None) -> AsyncIterator[Admission]:
@@ -83,14 +101,18 @@ class Admission:
                        f"takes {service_s * 1000:.0f} ms now")
         if self.in_flight >= self.max_in_flight and self.queued >= self.max_queued:
             self._shed(f"{self.in_flight} searches in flight and {self.queued} queued")
-        wait_s = self.queue_timeout_s
+        standing = self.standing
+        wait_s = self.standing_timeout_s if standing else self.queue_timeout_s
         if time_left_s is not None:
             wait_s = min(wait_s, time_left_s - service_s)
+        if self.queued == 0:  # a queue starts: it was empty until now
+            self._queue_empty_at = self._clock()
         self.queued += 1
         try:
             await asyncio.wait_for(self._slots.acquire(), wait_s)
         except TimeoutError:
-            self._shed(f"no search slot within {wait_s * 1000:.0f} ms")
+            self._shed(f"no search slot within {wait_s * 1000:.0f} ms"
+                       + (", the queue has not emptied for a while" if standing else ""))
         finally:
             self.queued -= 1
         self.in_flight += 1

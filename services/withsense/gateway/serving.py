@@ -77,7 +77,8 @@ class SearchEngine:
         self.query_cache: QueryCache[EmbeddedTexts] = QueryCache(
             settings.query_cache_size)
         self.admission = Admission(settings.max_in_flight, settings.max_queued,
-                                   settings.queue_timeout_ms / 1000)
+                                   settings.queue_timeout_ms / 1000,
+                                   settings.queue_standing_timeout_ms / 1000)
         self.access = StoreAccess(store, settings.store_timeout_s)
         self.indexer = Indexer(settings, self.access, worker, thumbnails)
         self.fusion: FusionModel | None = None

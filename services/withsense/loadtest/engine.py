@@ -58,6 +58,7 @@ def open_loop_schedule(
 @dataclass
 class _Tally:
     latencies_s: list[float] = field(default_factory=list)
+    served_s: list[float] = field(default_factory=list)  # the OK responses' latencies
     statuses: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     last_done: float = 0.0
@@ -65,6 +66,8 @@ class _Tally:
 
     def record(self, started: float, done: float, status: str) -> None:
         self.latencies_s.append(done - started)
+        if status == "OK":
+            self.served_s.append(done - started)
         self.statuses[status] += 1
         self.last_done = max(self.last_done, done)
 
@@ -287,6 +290,7 @@ async def run_loadtest_async(
     ok = tally.statuses.get("OK", 0)
     return LoadReport.from_samples(
         latencies_s=tally.latencies_s,
+        served_latencies_s=tally.served_s,
         statuses=tally.statuses,
         target=target,
         mode=mode,
