@@ -133,6 +133,7 @@ async def test_open_loop_counts_failures_and_client_errors() -> None:
     tally, _ = await run_open_loop(flaky, qps=1000, duration_s=1.0, max_requests=8)
     assert tally.sent == 8
     assert tally.statuses == {"OK": 4, "UNAVAILABLE": 2, "CLIENT_RuntimeError": 2}
+    assert len(tally.served_s) == 4 and len(tally.latencies_s) == 8  # served: the OK ones alone
 
 
 async def test_closed_loop_keeps_n_requests_in_flight_and_stops() -> None:

@@ -144,29 +144,47 @@ async def test_a_standing_queue_sheds_after_the_short_wait_and_a_burst_waits_lon
     release = asyncio.Event()
     async with admission.slot(None):  # the only slot taken
         first = await _queue_one(admission, release)  # a queue starts now
-        assert not admission.standing
+        clock.now += 0.06
         burst = asyncio.create_task(admission.__aenter__())
-        await asyncio.sleep(0.1)  # a burst: still waiting after 5x the short wait
-        assert not burst.done() and admission.queued == 2
-        burst.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await burst
-        assert admission.queued == 1
-        clock.now += 0.2  # the first search has waited 200 ms: the queue stands
+        await asyncio.sleep(0.1)  # the queue is 60 ms old: a burst, still waiting after 5x 20 ms
+        assert not burst.done() and admission.queued == 2 and not admission.standing
+        clock.now += 0.06  # not emptied for 120 ms (the burst search came only 60 ms ago)
         assert admission.standing
         started = loop.time()
         with pytest.raises(ResourceExhausted, match="within 20 ms, the queue has not emptied"):
             async with admission.slot(None):
                 pass
-        assert loop.time() - started < 0.3
-    release.set()
-    await first  # the first search got the slot when it freed
+        assert loop.time() - started < 1.0
+        # The two given the long wait got the short one as well: both had waited 100 ms.
+        for waiter in (first, burst):
+            with pytest.raises(ResourceExhausted, match="within 20 ms, the queue has not emptied"):
+                await waiter
     assert admission.queued == 0 and admission.in_flight == 0 and not admission.standing
     clock.now += 10.0  # a quiet while later a new queue is a burst again
     async with admission.slot(None):
         second = await _queue_one(admission, release)
         assert not admission.standing
-    await second
+    release.set()
+    await second  # it got the slot when it freed
+    assert admission.queued == 0 and admission.in_flight == 0
+
+
+async def test_searches_that_find_a_free_slot_never_queue() -> None:
+    """Else arrivals at a gateway with room would count as a queue that never empties."""
+    clock = StillClock()
+    admission = Admission(max_in_flight=2, max_queued=4, queue_timeout_s=5.0,
+                          standing_timeout_s=0.02, clock=clock)
+    queued_seen: list[int] = []
+
+    async def search() -> None:
+        async with admission.slot(None):
+            queued_seen.append(admission.queued)
+            clock.now += 0.05
+            await asyncio.sleep(0)
+
+    for _ in range(5):
+        await asyncio.gather(search(), search())
+    assert queued_seen == [0] * 10 and not admission.standing
 
 
 def test_the_standing_wait_is_never_longer_than_the_queue_timeout() -> None:

@@ -9,9 +9,10 @@ the searches that are accepted keep a bounded latency. The shed count is a metri
 A queue that never empties is not a burst: the arrivals outrun the service, and every search
 that waits only adds its wait to its latency. So, as in Facebook's controlled delay ("Fail at
 Scale", 2015), a search that arrives when the queue has not been empty for `STANDING_AFTER_S`
-waits at most `standing_timeout_s` instead of `queue_timeout_s`: bursts still queue for the long
-allowance, while sustained overload is shed after a short wait, and the searches accepted keep a
-latency near the one of the searches in flight (docs/benchmarks.md, "Overload").
+waits at most `standing_timeout_s` instead of `queue_timeout_s`, and so do those waiting with the
+long wait then: bursts still queue for the long allowance, while sustained overload is shed after
+a short wait, and the searches accepted take little more than the searches in flight ahead of
+them (docs/benchmarks.md, "Tenth pass").
 
 A request that carries a deadline (gRPC) is also held to it: it waits for a slot no longer than
 its time left minus what a search takes now (a moving average of the searches served, which
@@ -50,7 +51,8 @@ class Admission:
         self.max_in_flight = max_in_flight
         self.max_queued = max_queued
         self.queue_timeout_s = queue_timeout_s
-        self.standing_timeout_s = min(queue_timeout_s, standing_timeout_s or queue_timeout_s)
+        self.standing_timeout_s = min(queue_timeout_s, queue_timeout_s if standing_timeout_s is None
+                                      else standing_timeout_s)
         self._slots = asyncio.Semaphore(max_in_flight)
         self.in_flight = 0
         self.queued = 0
@@ -58,6 +60,9 @@ class Admission:
         self._clock = clock  # the decay's and the queue's clock: a test can hold it still
         self._sampled_at = clock()
         self._queue_empty_at = clock()  # when the searches waiting now started to queue
+        # Searches waiting with the long wait (they came while the queue was young), by their
+        # timeout, with the loop time they arrived at: cut to the short one once it stands.
+        self._long_waits: dict[asyncio.Timeout, float] = {}
 
     @property
     def service_s(self) -> float:
@@ -101,21 +106,43 @@ class Admission:
                        f"takes {service_s * 1000:.0f} ms now")
         if self.in_flight >= self.max_in_flight and self.queued >= self.max_queued:
             self._shed(f"{self.in_flight} searches in flight and {self.queued} queued")
+        if not self._slots.locked():  # a free slot and nobody waiting: taken without a wait
+            await self._slots.acquire()
+            self.in_flight += 1
+            return
         standing = self.standing
+        if standing:
+            self._cut_long_waits()
         wait_s = self.standing_timeout_s if standing else self.queue_timeout_s
         if time_left_s is not None:
             wait_s = min(wait_s, time_left_s - service_s)
         if self.queued == 0:  # a queue starts: it was empty until now
             self._queue_empty_at = self._clock()
         self.queued += 1
+        arrived = asyncio.get_running_loop().time()
+        timeout = asyncio.timeout(wait_s)
         try:
-            await asyncio.wait_for(self._slots.acquire(), wait_s)
+            async with timeout:
+                if not standing:
+                    self._long_waits[timeout] = arrived
+                await self._slots.acquire()
         except TimeoutError:
-            self._shed(f"no search slot within {wait_s * 1000:.0f} ms"
-                       + (", the queue has not emptied for a while" if standing else ""))
+            allowed_s = min(wait_s, (timeout.when() or arrived) - arrived)
+            cut = allowed_s < wait_s - 1e-6
+            self._shed(f"no search slot within {allowed_s * 1000:.0f} ms"
+                       + (", the queue has not emptied for a while" if standing or cut else ""))
         finally:
             self.queued -= 1
+            self._long_waits.pop(timeout, None)
         self.in_flight += 1
+
+    def _cut_long_waits(self) -> None:
+        """Once the queue stands, the searches given the long wait get the short one too (those
+        that have waited longer already are shed now): they are first in line, and new searches
+        waiting 50 ms behind them would otherwise be shed in their place."""
+        for timeout, arrived in self._long_waits.items():
+            timeout.reschedule(min(timeout.when() or arrived, arrived + self.standing_timeout_s))
+        self._long_waits.clear()
 
     def _leave(self) -> None:
         self.in_flight -= 1
